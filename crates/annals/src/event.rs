@@ -1,0 +1,189 @@
+//! The untyped event: what the store keeps (type as text, schema version, JSON payload, metadata).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::ids::StreamId;
+
+/// Who did it and why: stored with every event. This is the audit trail.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The id of the message or command that caused this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// The id shared by everything one request or saga caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// Who did it: a user, a service, an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The tenant, where the application has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Anything else the application records.
+    #[serde(default, flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Metadata {
+    /// Metadata naming the actor.
+    pub fn by(actor: impl Into<String>) -> Self {
+        Self { actor: Some(actor.into()), ..Self::default() }
+    }
+
+    /// Sets the causation id.
+    pub fn caused_by(mut self, id: Uuid) -> Self {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn correlated_with(mut self, id: Uuid) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// The metadata as JSON text, as stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("metadata always serializes")
+    }
+}
+
+/// An event about to be appended.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// Unique id; UUID v7 unless the caller sets one (retrying with the same id is idempotent).
+    pub event_id: Uuid,
+    /// The event type, e.g. `OrderCreated`.
+    pub event_type: String,
+    /// The schema version of `payload` (upcasters turn old versions into new).
+    pub schema_version: u32,
+    /// The payload, valid JSON.
+    pub payload: Box<RawValue>,
+    /// Who and why.
+    pub metadata: Metadata,
+}
+
+impl NewEvent {
+    /// An event of `event_type` with an already valid JSON payload, schema version 1 and a fresh id.
+    pub fn new(event_type: impl Into<String>, payload: Box<RawValue>) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload,
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// An event whose payload is JSON text; malformed JSON is a [`StoreError::MalformedPayload`].
+    pub fn from_json(event_type: impl Into<String>, json: impl Into<String>) -> Result<Self, StoreError> {
+        let payload = RawValue::from_string(json.into())
+            .map_err(|e| StoreError::MalformedPayload { stream: String::new(), reason: e.to_string() })?;
+        Ok(Self::new(event_type, payload))
+    }
+
+    /// An event whose payload is a JSON value.
+    pub fn from_value(event_type: impl Into<String>, value: &serde_json::Value) -> Self {
+        let payload = serde_json::value::to_raw_value(value).expect("a JSON value always serializes");
+        Self::new(event_type, payload)
+    }
+
+    /// Sets the event id (for idempotent retries).
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.event_id = id;
+        self
+    }
+
+    /// Sets the schema version.
+    pub fn with_schema_version(mut self, v: u32) -> Self {
+        self.schema_version = v;
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// An event as stored: where it is, what it is, who caused it, when.
+#[derive(Clone, Debug)]
+pub struct RecordedEvent {
+    /// Position in the global log (increasing in commit order).
+    pub global_position: u64,
+    /// The stream.
+    pub stream_id: StreamId,
+    /// The stream's type (the aggregate type), e.g. `Order`.
+    pub stream_type: String,
+    /// Version within the stream: 1, 2, 3, … without gaps.
+    pub version: u64,
+    /// The event id.
+    pub event_id: Uuid,
+    /// The event type.
+    pub event_type: String,
+    /// The payload's schema version.
+    pub schema_version: u32,
+    /// The payload.
+    pub payload: Box<RawValue>,
+    /// Who and why.
+    pub metadata: Metadata,
+    /// When it was committed (store clock).
+    pub recorded_at: SystemTime,
+}
+
+impl RecordedEvent {
+    /// The payload parsed into a JSON value.
+    pub fn payload_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.payload.get()).expect("a stored payload is valid JSON")
+    }
+
+    /// The event as one JSON object (for `--json` output and HTTP).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "global_position": self.global_position,
+            "stream_id": self.stream_id.as_str(),
+            "stream_type": self.stream_type,
+            "version": self.version,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "schema_version": self.schema_version,
+            "payload": self.payload_value(),
+            "metadata": self.metadata,
+            "recorded_at": humantime::format_rfc3339_micros(self.recorded_at).to_string(),
+        })
+    }
+}
+
+/// Microseconds since the Unix epoch, the stored form of timestamps.
+pub fn to_micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// The inverse of [`to_micros`].
+pub fn from_micros(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
+}
+
+/// Parses stored text into a payload, naming the row if it is not valid JSON.
+pub fn parse_stored_payload(stream: &str, version: u64, text: String) -> Result<Box<RawValue>, StoreError> {
+    RawValue::from_string(text).map_err(|e| StoreError::Corrupt {
+        stream: stream.to_owned(),
+        version,
+        reason: format!("payload is not valid JSON: {e}"),
+    })
+}
+
+/// Parses stored metadata text, naming the row if it is not valid.
+pub fn parse_stored_metadata(stream: &str, version: u64, text: &str) -> Result<Metadata, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        stream: stream.to_owned(),
+        version,
+        reason: format!("metadata is not valid: {e}"),
+    })
+}

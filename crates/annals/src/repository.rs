@@ -1,0 +1,232 @@
+//! `Repository<A>`: load by replay (from the latest valid snapshot), execute commands with bounded
+//! retry on conflict, snapshot by policy in the append's transaction, and time travel.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::error::{EncodeError, RepositoryError};
+use crate::event::{Metadata, NewEvent, RecordedEvent};
+use crate::ids::{ExpectedVersion, StreamId};
+use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
+use crate::typed::{decode, encode};
+
+/// Events read per round trip while replaying a stream.
+const PAGE: usize = 4096;
+
+/// When to take a snapshot after a command.
+pub enum SnapshotPolicy<A> {
+    /// Whenever the stream's version crosses a multiple of N.
+    EveryNEvents(u64),
+    /// When the function, given the new state and the new version, says so.
+    When(Arc<dyn Fn(&A, u64) -> bool + Send + Sync>),
+}
+
+impl<A> SnapshotPolicy<A> {
+    fn due(&self, state: &A, old_version: u64, new_version: u64) -> bool {
+        match self {
+            Self::EveryNEvents(n) => *n > 0 && old_version / n != new_version / n,
+            Self::When(f) => f(state, new_version),
+        }
+    }
+}
+
+struct Snapshots<A> {
+    policy: SnapshotPolicy<A>,
+    encode: fn(&A) -> Result<Box<RawValue>, serde_json::Error>,
+    decode: fn(&str) -> Result<A, serde_json::Error>,
+}
+
+/// An aggregate loaded from the store.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The stream version the state is at (0 = no events).
+    pub version: u64,
+    /// The snapshot version the load started from, if one was used.
+    pub from_snapshot: Option<u64>,
+}
+
+/// What a successful command did.
+#[derive(Debug)]
+pub struct Executed<A: Aggregate> {
+    /// The stream's version after the command.
+    pub version: u64,
+    /// The events the command produced (empty when it changed nothing).
+    pub events: Vec<A::Event>,
+    /// The state after the command.
+    pub state: A,
+    /// How many tries it took (1 unless it hit conflicts).
+    pub attempts: u32,
+    /// Whether a snapshot was stored with the events.
+    pub snapshot_taken: bool,
+}
+
+/// Loads and changes aggregates of type `A` stored in `S`.
+pub struct Repository<A: Aggregate, S> {
+    store: S,
+    snapshots: Option<Snapshots<A>>,
+    max_attempts: u32,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// A repository over `store`, without snapshots, trying a command up to 3 times on conflict.
+    pub fn new(store: S) -> Self {
+        Self { store, snapshots: None, max_attempts: 3, _aggregate: PhantomData }
+    }
+
+    /// Sets how many times a command is tried when its append conflicts (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Loads the current state: the latest valid snapshot, then the events after it.
+    pub async fn load(&self, id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        self.load_until(id, None).await
+    }
+
+    /// Time travel: the state as it was at `version` (or the current one if the stream is shorter).
+    pub async fn load_at_version(&self, id: &StreamId, version: u64) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        self.load_until(id, Some(version)).await
+    }
+
+    /// Time travel: the state as it was at time `at` (events recorded at or before it).
+    pub async fn load_at_time(&self, id: &StreamId, at: SystemTime) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut loaded = Loaded { state: A::default(), version: 0, from_snapshot: None };
+        let mut from = 1;
+        loop {
+            let page = self.store.read_stream(id, ReadStream::from_version(from).limit(PAGE)).await?;
+            let full = page.len() == PAGE;
+            for rec in &page {
+                if rec.recorded_at > at {
+                    return Ok(loaded);
+                }
+                loaded.state.apply(&decode::<A::Event>(rec)?);
+                loaded.version = rec.version;
+            }
+            if !full {
+                return Ok(loaded);
+            }
+            from = loaded.version + 1;
+        }
+    }
+
+    async fn load_until(&self, id: &StreamId, until: Option<u64>) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut loaded = Loaded { state: A::default(), version: 0, from_snapshot: None };
+        if let Some(snaps) = &self.snapshots
+            && let Some(snap) = self.store.load_snapshot(id, until).await?
+            && snap.schema_version == A::SNAPSHOT_VERSION
+        {
+            match (snaps.decode)(snap.state.get()) {
+                Ok(state) => {
+                    loaded = Loaded { state, version: snap.version, from_snapshot: Some(snap.version) };
+                }
+                Err(e) => tracing::warn!(stream = %id, version = snap.version, error = %e, "ignoring undecodable snapshot"),
+            }
+        }
+        let limit = until.unwrap_or(u64::MAX);
+        while loaded.version < limit {
+            let want = usize::try_from(limit - loaded.version).unwrap_or(usize::MAX).min(PAGE);
+            let page = self.store.read_stream(id, ReadStream::from_version(loaded.version + 1).limit(want)).await?;
+            for rec in &page {
+                loaded.state.apply(&decode::<A::Event>(rec)?);
+                loaded.version = rec.version;
+            }
+            if page.len() < want {
+                break;
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Runs `command` against the aggregate `id`: load, handle, append with the loaded version
+    /// expected; on conflict, tries again with fresh state up to the configured number of times.
+    pub async fn execute(
+        &self,
+        id: &StreamId,
+        command: &A::Command,
+        metadata: &Metadata,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let Loaded { mut state, version, .. } = self.load(id).await?;
+            let events = state.handle(command).map_err(RepositoryError::Rejected)?;
+            if events.is_empty() {
+                return Ok(Executed { version, events, state, attempts, snapshot_taken: false });
+            }
+            let metadata = with_correlation(metadata);
+            let mut new_events = Vec::with_capacity(events.len());
+            for event in &events {
+                let (event_type, schema_version, payload) = encode(event)?;
+                new_events.push(
+                    NewEvent::new(event_type, payload).with_schema_version(schema_version).with_metadata(metadata.clone()),
+                );
+                state.apply(event);
+            }
+            let new_version = version + events.len() as u64;
+            let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+            let mut append = StreamAppend::new(id.clone(), A::STREAM_TYPE, expected, new_events);
+            if let Some(snaps) = &self.snapshots
+                && snaps.policy.due(&state, version, new_version)
+            {
+                let snapshot = (snaps.encode)(&state).map_err(EncodeError::from)?;
+                append = append.with_snapshot(NewSnapshot {
+                    version: new_version,
+                    schema_version: A::SNAPSHOT_VERSION,
+                    state: snapshot,
+                });
+            }
+            let snapshot_taken = append.snapshot.is_some();
+            match self.store.append(vec![append]).await {
+                Ok(_) => return Ok(Executed { version: new_version, events, state, attempts, snapshot_taken }),
+                Err(e) if e.is_conflict() && attempts < self.max_attempts => {
+                    tracing::debug!(stream = %id, attempts, "conflict, retrying command");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads the raw events of a stream up to `version` (inclusive), for history views.
+    pub async fn events_until(&self, id: &StreamId, version: u64) -> Result<Vec<RecordedEvent>, RepositoryError<A::Error>> {
+        let limit = usize::try_from(version).unwrap_or(usize::MAX);
+        Ok(self.store.read_stream(id, ReadStream::all().limit(limit)).await?)
+    }
+}
+
+impl<A: Aggregate + Serialize + DeserializeOwned, S: EventStore> Repository<A, S> {
+    /// Turns on snapshots: taken by `policy` in the same transaction as the command's events,
+    /// used on load when their schema version is `A::SNAPSHOT_VERSION`.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy<A>) -> Self {
+        self.snapshots = Some(Snapshots {
+            policy,
+            encode: |a| serde_json::value::to_raw_value(a),
+            decode: |s| serde_json::from_str(s),
+        });
+        self
+    }
+}
+
+/// Makes sure a command's events carry a correlation id (the causation id, or a new one).
+fn with_correlation(metadata: &Metadata) -> Metadata {
+    let mut m = metadata.clone();
+    if m.correlation_id.is_none() {
+        m.correlation_id = Some(m.causation_id.unwrap_or_else(Uuid::now_v7));
+    }
+    m
+}

@@ -1,0 +1,374 @@
+//! The `EventStore` trait (few required methods, the rest derived) and the shapes of its requests.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{NewEvent, RecordedEvent};
+use crate::ids::{ExpectedVersion, StreamId, type_name_problem};
+
+/// Largest event accepted: payload plus metadata, in bytes (1 MiB).
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Events for one stream, part of an append.
+#[derive(Clone, Debug)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream_id: StreamId,
+    /// The stream's type (aggregate type); must match the type on record for an existing stream.
+    pub stream_type: String,
+    /// The optimistic-concurrency expectation.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+    /// A snapshot of the state after these events, stored in the same transaction.
+    pub snapshot: Option<NewSnapshot>,
+}
+
+impl StreamAppend {
+    /// Events for `stream_id` of `stream_type` under `expected`.
+    pub fn new(stream_id: StreamId, stream_type: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self { stream_id, stream_type: stream_type.into(), expected, events, snapshot: None }
+    }
+
+    /// Adds a snapshot of the state after this append.
+    pub fn with_snapshot(mut self, snapshot: NewSnapshot) -> Self {
+        self.snapshot = Some(snapshot);
+        self
+    }
+}
+
+/// A snapshot to store with an append; its version is the stream's version after the append.
+#[derive(Clone, Debug)]
+pub struct NewSnapshot {
+    /// The version the snapshot is of (must equal the version the append ends at).
+    pub version: u64,
+    /// The schema version of the state; a snapshot of another schema version is ignored on load.
+    pub schema_version: u32,
+    /// The aggregate state as JSON.
+    pub state: Box<RawValue>,
+}
+
+/// A stored snapshot.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The stream.
+    pub stream_id: StreamId,
+    /// The stream version the state is of.
+    pub version: u64,
+    /// The state's schema version.
+    pub schema_version: u32,
+    /// The state as JSON.
+    pub state: Box<RawValue>,
+    /// When it was taken.
+    pub taken_at: SystemTime,
+}
+
+/// What an append stored for one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamAppended {
+    /// The stream.
+    pub stream_id: StreamId,
+    /// Version of the first event of this append.
+    pub first_version: u64,
+    /// Version of the last event: the stream's version to expect next.
+    pub last_version: u64,
+    /// Global position of the first event.
+    pub first_position: u64,
+    /// Global position of the last event.
+    pub last_position: u64,
+    /// True when the events were already stored by an earlier try (idempotent retry).
+    pub already_stored: bool,
+}
+
+/// What an append stored, one entry per stream in request order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Per stream, in the order of the request.
+    pub streams: Vec<StreamAppended>,
+}
+
+/// Which way to read a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From old to new.
+    Forwards,
+    /// From new to old.
+    Backwards,
+}
+
+/// A read of one stream: start version (inclusive), direction, and how many at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadStream {
+    /// First version to return. Forwards, 1 is the start; backwards, `u64::MAX` is the end.
+    pub from: u64,
+    /// Which way.
+    pub direction: Direction,
+    /// At most this many events.
+    pub limit: usize,
+}
+
+impl ReadStream {
+    /// Every event, oldest first.
+    pub fn all() -> Self {
+        Self { from: 1, direction: Direction::Forwards, limit: usize::MAX }
+    }
+
+    /// Events from `version` on, oldest first.
+    pub fn from_version(version: u64) -> Self {
+        Self { from: version, direction: Direction::Forwards, limit: usize::MAX }
+    }
+
+    /// The newest `limit` events, newest first.
+    pub fn last(limit: usize) -> Self {
+        Self { from: u64::MAX, direction: Direction::Backwards, limit }
+    }
+
+    /// Limits how many events are returned.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+/// One stream in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The stream.
+    pub stream_id: StreamId,
+    /// Its type.
+    pub stream_type: String,
+    /// Its last version.
+    pub version: u64,
+    /// When its last event was stored.
+    pub updated_at: SystemTime,
+}
+
+/// An event store: a durable, ordered log of streams of events.
+///
+/// Backends implement the six required methods; everything else is derived. Every append is
+/// atomic across its streams, checks each stream's [`ExpectedVersion`], and is idempotent by
+/// event id (see DESIGN §1).
+pub trait EventStore: Send + Sync {
+    /// Appends events to one or several streams atomically.
+    fn append(&self, appends: Vec<StreamAppend>) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+
+    /// Reads events of one stream.
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Reads the global log: up to `limit` events with a position greater than `after`, in order.
+    fn read_all(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Waits until an event with a position greater than `after` is committed, or `timeout`
+    /// passes; returns the last committed position.
+    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The newest snapshot of `stream`, or the newest at or before `at_or_before`.
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+
+    /// Lists streams ordered by id, after `after`, at most `limit`.
+    fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send;
+
+    /// Appends events to a single stream.
+    fn append_to_stream(
+        &self,
+        stream: StreamId,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<StreamAppended, StoreError>> + Send {
+        let append = StreamAppend::new(stream, stream_type, expected, events);
+        async move {
+            let mut outcome = self.append(vec![append]).await?;
+            Ok(outcome.streams.remove(0))
+        }
+    }
+
+    /// The stream's last version, 0 if it does not exist.
+    fn stream_version(&self, stream: &StreamId) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move { Ok(self.read_stream(stream, ReadStream::last(1)).await?.first().map_or(0, |e| e.version)) }
+    }
+
+    /// The last committed global position (0 when the store is empty).
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move { self.wait_for_new(u64::MAX, Duration::ZERO).await }
+    }
+}
+
+impl<S: EventStore + ?Sized> EventStore for Arc<S> {
+    fn append(&self, appends: Vec<StreamAppend>) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+        (**self).append(appends)
+    }
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        (**self).read_stream(stream, read)
+    }
+    fn read_all(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        (**self).read_all(after, limit)
+    }
+    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).wait_for_new(after, timeout)
+    }
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        (**self).load_snapshot(stream, at_or_before)
+    }
+    fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send {
+        (**self).list_streams(after, limit)
+    }
+}
+
+/// Checks everything about an append that needs no database: names, sizes, emptiness, repeats.
+///
+/// Backends call this before touching storage, so bad input never changes the store.
+pub fn validate_append(appends: &[StreamAppend]) -> Result<(), StoreError> {
+    if appends.is_empty() {
+        return Err(StoreError::EmptyAppend { stream: String::new() });
+    }
+    let mut streams = HashSet::with_capacity(appends.len());
+    let mut ids: HashSet<Uuid> = HashSet::new();
+    for a in appends {
+        let stream = a.stream_id.as_str();
+        if !streams.insert(stream) {
+            return Err(StoreError::StreamRepeated { stream: stream.to_owned() });
+        }
+        if let Some(reason) = type_name_problem(&a.stream_type) {
+            return Err(StoreError::InvalidStreamType { stream: stream.to_owned(), stream_type: a.stream_type.clone(), reason });
+        }
+        if a.events.is_empty() {
+            return Err(StoreError::EmptyAppend { stream: stream.to_owned() });
+        }
+        for e in &a.events {
+            if let Some(reason) = type_name_problem(&e.event_type) {
+                return Err(StoreError::InvalidEventType { stream: stream.to_owned(), event_type: e.event_type.clone(), reason });
+            }
+            let size = e.payload.get().len() + e.metadata.to_json().len();
+            if size > MAX_EVENT_BYTES {
+                return Err(StoreError::EventTooLarge {
+                    stream: stream.to_owned(),
+                    event_type: e.event_type.clone(),
+                    size,
+                    limit: MAX_EVENT_BYTES,
+                });
+            }
+            if !ids.insert(e.event_id) {
+                return Err(StoreError::DuplicateEventId {
+                    event_id: e.event_id,
+                    stream: stream.to_owned(),
+                    stored_stream: stream.to_owned(),
+                    stored_version: 0,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where an event id is already stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAt {
+    /// The stream holding it.
+    pub stream_id: String,
+    /// Its version there.
+    pub version: u64,
+    /// Its global position.
+    pub global_position: u64,
+}
+
+/// Decides what a stream append whose event ids were looked up is: new (`Ok(None)`), an
+/// idempotent retry of events already stored at the same positions (`Ok(Some(..))`), or an error.
+///
+/// `found[i]` is where `append.events[i]`'s id is stored, if anywhere.
+pub fn resolve_retry(append: &StreamAppend, found: &[Option<StoredAt>]) -> Result<Option<StreamAppended>, StoreError> {
+    if found.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let stream = append.stream_id.as_str();
+    let first = found.iter().flatten().next().expect("at least one found");
+    let duplicate = || StoreError::DuplicateEventId {
+        event_id: append.events[found.iter().position(Option::is_some).unwrap_or(0)].event_id,
+        stream: stream.to_owned(),
+        stored_stream: first.stream_id.clone(),
+        stored_version: first.version,
+    };
+    let Some(Some(head)) = found.first() else { return Err(duplicate()) };
+    let consecutive = found.iter().enumerate().all(|(i, f)| {
+        f.as_ref().is_some_and(|f| f.stream_id == stream && f.version == head.version + i as u64)
+    });
+    let position_matches = match append.expected {
+        ExpectedVersion::Exact(v) => head.version == v + 1,
+        ExpectedVersion::NoStream => head.version == 1,
+        ExpectedVersion::StreamExists => head.version > 1,
+        ExpectedVersion::Any => true,
+    };
+    if !consecutive || !position_matches {
+        return Err(duplicate());
+    }
+    let last = found.last().and_then(Option::as_ref).expect("all found");
+    Ok(Some(StreamAppended {
+        stream_id: append.stream_id.clone(),
+        first_version: head.version,
+        last_version: last.version,
+        first_position: head.global_position,
+        last_position: last.global_position,
+        already_stored: true,
+    }))
+}
+
+/// Checks a stream's current version and type against an append, before anything is written.
+pub fn check_stream(append: &StreamAppend, current_version: u64, current_type: Option<&str>) -> Result<(), StoreError> {
+    if let Some(actual) = current_type
+        && actual != append.stream_type
+    {
+        return Err(StoreError::StreamTypeMismatch {
+            stream: append.stream_id.to_string(),
+            requested: append.stream_type.clone(),
+            actual: actual.to_owned(),
+        });
+    }
+    if !append.expected.allows(current_version) {
+        return Err(StoreError::Conflict {
+            stream: append.stream_id.to_string(),
+            expected: append.expected,
+            actual: current_version,
+        });
+    }
+    if let Some(s) = &append.snapshot {
+        let end = current_version + append.events.len() as u64;
+        if s.version != end {
+            return Err(StoreError::SnapshotVersionMismatch {
+                stream: append.stream_id.to_string(),
+                snapshot_version: s.version,
+                stream_version: end,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Test support (feature `testkit`): the conformance suite every backend must pass, a
+//! model-based property test, given/when/then for aggregates, and the fixture aggregates they use.
+//!
+//! A backend crate stamps the whole suite into named tests with one macro call:
+//!
+//! ```text
+//! annals::conformance_tests!(|| async { (MyStore::open_temp().await, ()) });
+//! ```
+//!
+//! The factory returns the store and a guard kept alive for the test (a temporary directory, say).
+
+pub mod conformance;
+pub mod fixtures;
+pub mod gwt;
+pub mod model;
+
+pub use gwt::given;
+
+/// Stamps one named `#[tokio::test]` per guarantee of DESIGN §1 (and the model-based property
+/// test) for the backend built by `$factory`: an expression callable as `$factory()` returning a
+/// future of `(store, guard)`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_case!($factory, per_stream_order_and_optimistic_concurrency);
+        $crate::__conformance_case!($factory, concurrent_writers_conflict_cleanly);
+        $crate::__conformance_case!($factory, atomic_multi_stream_appends);
+        $crate::__conformance_case!($factory, idempotent_appends);
+        $crate::__conformance_case!($factory, gap_free_global_log);
+        $crate::__conformance_case!($factory, live_follower_sees_every_event_in_order);
+        $crate::__conformance_case!($factory, snapshots_never_change_the_answer);
+        $crate::__conformance_case!($factory, stale_snapshots_are_ignored);
+        $crate::__conformance_case!($factory, old_events_stay_readable);
+        $crate::__conformance_case!($factory, bad_input_is_refused);
+        $crate::__conformance_case!($factory, unknown_event_types_are_typed_errors);
+        $crate::__conformance_case!($factory, time_travel_by_version_and_time);
+        $crate::__conformance_case!($factory, metadata_is_kept);
+
+        #[test]
+        fn model_based_random_histories() {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            $crate::testkit::model::check(|ops| {
+                rt.block_on(async {
+                    let (store, _guard) = ($factory)().await;
+                    $crate::testkit::model::run(&store, ops).await
+                })
+            });
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case {
+    ($factory:expr, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (store, _guard) = ($factory)().await;
+            $crate::testkit::conformance::$name(store).await;
+        }
+    };
+}
