@@ -1,0 +1,46 @@
+//! Embedded schema migrations, applied in order on open; each has a number and a note.
+
+use rusqlite::Connection;
+
+/// One migration: its number, what it does, and its SQL.
+pub struct Migration {
+    /// Applied in increasing order; never renumbered.
+    pub version: i64,
+    /// What it does.
+    pub note: &'static str,
+    /// The SQL, run in one transaction.
+    pub sql: &'static [&'static str],
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    note: "events, streams and snapshots",
+    sql: &[include_str!("../sql/events.sql"), include_str!("../sql/streams.sql"), include_str!("../sql/snapshots.sql")],
+}];
+
+/// Applies the migrations not yet applied; returns how many ran.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS annals_migrations (
+             version INTEGER PRIMARY KEY, note TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )?;
+    let mut applied = 0;
+    for m in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM annals_migrations WHERE version = ?1)", [m.version], |r| r.get(0))?;
+        if !done {
+            for sql in m.sql {
+                tx.execute_batch(sql)?;
+            }
+            tx.execute(
+                "INSERT INTO annals_migrations (version, note, applied_at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![m.version, m.note, annals::event::to_micros(std::time::SystemTime::now())],
+            )?;
+            applied += 1;
+        }
+        tx.commit()?;
+    }
+    Ok(applied)
+}

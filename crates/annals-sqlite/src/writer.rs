@@ -1,0 +1,187 @@
+//! The single writer thread: every append goes through it, so SQLite never answers
+//! "database is locked" to our own appenders. Appends that arrive while a commit is in flight are
+//! group-committed: one transaction, one fsync, each append in its own savepoint with its own
+//! expected-version check and its own result.
+
+use std::sync::mpsc;
+use std::time::SystemTime;
+
+use annals::event::to_micros;
+use annals::store::{StoredAt, check_stream, resolve_retry};
+use annals::{AppendOutcome, StoreError, StreamAppend, StreamAppended};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{oneshot, watch};
+
+/// One append waiting for the writer.
+pub(crate) struct Job {
+    pub appends: Vec<StreamAppend>,
+    pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// Runs until every sender is dropped.
+pub(crate) fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, head: watch::Sender<u64>, max_group: usize) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < max_group {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut conn, group, &head);
+    }
+    // Last one out folds the WAL back into the database file.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64>) {
+    let results = match write_group(conn, &group) {
+        Ok(results) => results,
+        Err(e) => {
+            let msg = e.to_string();
+            let _ = conn.execute_batch("ROLLBACK");
+            group.iter().map(|_| Err(StoreError::backend(msg.clone()))).collect()
+        }
+    };
+    if let Some(max) = results.iter().flatten().flat_map(|o| o.streams.iter().map(|s| s.last_position)).max() {
+        head.send_if_modified(|h| {
+            let moved = max > *h;
+            *h = (*h).max(max);
+            moved
+        });
+    }
+    for (job, result) in group.into_iter().zip(results) {
+        let _ = job.reply.send(result);
+    }
+}
+
+type Results = Vec<Result<AppendOutcome, StoreError>>;
+
+fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<Results> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let mut results = Vec::with_capacity(group.len());
+    let single = group.len() == 1;
+    for job in group {
+        if !single {
+            conn.execute_batch("SAVEPOINT append")?;
+        }
+        match write_append(conn, &job.appends) {
+            Ok(Ok(outcome)) => {
+                if !single {
+                    conn.execute_batch("RELEASE append")?;
+                }
+                results.push(Ok(outcome));
+            }
+            Ok(Err(refused)) => {
+                if single {
+                    conn.execute_batch("ROLLBACK")?;
+                    return Ok(vec![Err(refused)]);
+                }
+                conn.execute_batch("ROLLBACK TO append; RELEASE append")?;
+                results.push(Err(refused));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok(results)
+}
+
+/// Writes one append inside the open transaction; `Ok(Err(..))` is a refusal (roll it back).
+fn write_append(conn: &Connection, appends: &[StreamAppend]) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
+    let now = to_micros(SystemTime::now());
+    let mut streams = Vec::with_capacity(appends.len());
+    for a in appends {
+        match write_stream(conn, a, now)? {
+            Ok(done) => streams.push(done),
+            Err(refused) => return Ok(Err(refused)),
+        }
+    }
+    Ok(Ok(AppendOutcome { streams }))
+}
+
+fn stored_at(conn: &Connection, id: &uuid::Uuid) -> rusqlite::Result<Option<StoredAt>> {
+    conn.prepare_cached("SELECT stream_id, version, global_position FROM events WHERE event_id = ?1")?
+        .query_row([&id.as_bytes()[..]], |r| {
+            Ok(StoredAt { stream_id: r.get(0)?, version: r.get::<_, i64>(1)? as u64, global_position: r.get::<_, i64>(2)? as u64 })
+        })
+        .optional()
+}
+
+fn write_stream(conn: &Connection, a: &StreamAppend, now: i64) -> rusqlite::Result<Result<StreamAppended, StoreError>> {
+    // Idempotency: a retry's first id is stored. Checking the first id costs one index probe; any
+    // other stored id surfaces as a unique-key violation below.
+    if stored_at(conn, &a.events[0].event_id)?.is_some() {
+        let found = a.events.iter().map(|e| stored_at(conn, &e.event_id)).collect::<rusqlite::Result<Vec<_>>>()?;
+        return Ok(match resolve_retry(a, &found) {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => unreachable!("the first id was found"),
+            Err(e) => Err(e),
+        });
+    }
+    let current: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, stream_type FROM streams WHERE stream_id = ?1")?
+        .query_row([a.stream_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let version = current.as_ref().map_or(0, |c| c.0 as u64);
+    if let Err(refused) = check_stream(a, version, current.as_ref().map(|c| c.1.as_str())) {
+        return Ok(Err(refused));
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, payload, metadata, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut first_position = 0;
+    let mut last_position = 0;
+    for (i, e) in a.events.iter().enumerate() {
+        let v = version + 1 + i as u64;
+        let inserted = insert.execute(params![
+            a.stream_id.as_str(),
+            a.stream_type,
+            v as i64,
+            &e.event_id.as_bytes()[..],
+            e.event_type,
+            e.schema_version,
+            e.payload.get(),
+            e.metadata.to_json(),
+            now
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                let at = stored_at(conn, &e.event_id)?;
+                return Ok(Err(StoreError::DuplicateEventId {
+                    event_id: e.event_id,
+                    stream: a.stream_id.to_string(),
+                    stored_stream: at.as_ref().map_or_else(String::new, |s| s.stream_id.clone()),
+                    stored_version: at.map_or(0, |s| s.version),
+                }));
+            }
+            Err(e) => return Err(e),
+        }
+        last_position = conn.last_insert_rowid() as u64;
+        if i == 0 {
+            first_position = last_position;
+        }
+    }
+    let last_version = version + a.events.len() as u64;
+    conn.prepare_cached(
+        "INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+    )?
+    .execute(params![a.stream_id.as_str(), a.stream_type, last_version as i64, now])?;
+    if let Some(s) = &a.snapshot {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO snapshots (stream_id, version, schema_version, state, taken_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![a.stream_id.as_str(), s.version as i64, s.schema_version, s.state.get(), now])?;
+    }
+    Ok(Ok(StreamAppended {
+        stream_id: a.stream_id.clone(),
+        first_version: version + 1,
+        last_version,
+        first_position,
+        last_position,
+        already_stored: false,
+    }))
+}
