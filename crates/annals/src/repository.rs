@@ -20,12 +20,15 @@ use crate::typed::{decode, encode};
 /// Events read per round trip while replaying a stream.
 const PAGE: usize = 4096;
 
+/// A function deciding, from the new state and version, whether to snapshot.
+pub type SnapshotPredicate<A> = Arc<dyn Fn(&A, u64) -> bool + Send + Sync>;
+
 /// When to take a snapshot after a command.
 pub enum SnapshotPolicy<A> {
     /// Whenever the stream's version crosses a multiple of N.
     EveryNEvents(u64),
     /// When the function, given the new state and the new version, says so.
-    When(Arc<dyn Fn(&A, u64) -> bool + Send + Sync>),
+    When(SnapshotPredicate<A>),
 }
 
 impl<A> SnapshotPolicy<A> {

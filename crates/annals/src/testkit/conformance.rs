@@ -222,7 +222,7 @@ pub async fn gap_free_global_log<S: EventStore + 'static>(store: S) {
             for i in 0..25 {
                 let s = sid(&format!("log-{}", (w + i) % 5));
                 let n = 1 + (i % 3) as usize;
-                let events = (0..n).map(|k| ev((w * 1000 + i * 10 + k as i64) as i64)).collect();
+                let events = (0..n).map(|k| ev(w * 1000 + i * 10 + k as i64)).collect();
                 store.append_to_stream(s, "Log", ExpectedVersion::Any, events).await.unwrap();
             }
         }));
@@ -413,7 +413,8 @@ pub async fn bad_input_is_refused<S: EventStore>(store: S) {
     let err = NewEvent::from_json("Added", "{not json").unwrap_err();
     assert!(matches!(err, StoreError::MalformedPayload { .. }), "{err:?}");
 
-    let cases: Vec<(Vec<StreamAppend>, fn(&StoreError) -> bool)> = vec![
+    type Case = (Vec<StreamAppend>, fn(&StoreError) -> bool);
+    let cases: Vec<Case> = vec![
         (vec![], |e| matches!(e, StoreError::EmptyAppend { .. })),
         (vec![StreamAppend::new(s.clone(), "Bad", ExpectedVersion::Any, vec![])], |e| matches!(e, StoreError::EmptyAppend { .. })),
         (vec![StreamAppend::new(s.clone(), "bad type!", ExpectedVersion::Any, vec![ev(1)])], |e| {

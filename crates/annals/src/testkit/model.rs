@@ -57,7 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
 pub fn check(run_case: impl Fn(Vec<Op>) -> Result<(), TestCaseError>) {
     let cases = std::env::var("ANNALS_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    runner.run(&prop::collection::vec(op(), 1..40), |ops| run_case(ops)).unwrap();
+    runner.run(&prop::collection::vec(op(), 1..40), run_case).unwrap();
 }
 
 #[derive(Clone)]
