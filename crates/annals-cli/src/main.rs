@@ -1,1 +1,145 @@
-fn main(){}
+//! `annals`: the command-line tool of the annals event store.
+//!
+//! Run the FTGO demo, list streams, show a stream's history and its state at any version or time
+//! (time travel), read and follow the global log, and append events from scripts.
+
+mod backend;
+mod commands;
+mod demo;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Event sourcing for Rust services: inspect and operate an annals event store.
+#[derive(Parser)]
+#[command(name = "annals", version, about)]
+struct Cli {
+    /// The store: a SQLite file path (created if missing), or `memory:`.
+    #[arg(long, global = true, default_value = "./annals.db", env = "ANNALS_DB")]
+    db: String,
+    /// Print JSON (one object per line for lists) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the FTGO order lifecycle demo: create, revise, approve, a conflict, a rejected command, cancel.
+    Demo,
+    /// List streams with their type and version.
+    Streams {
+        /// Only streams of this type.
+        #[arg(long = "type")]
+        stream_type: Option<String>,
+    },
+    /// Show a stream's events and the aggregate state they add up to, now or in the past.
+    History {
+        /// The stream id.
+        stream: String,
+        /// Time travel: the state as of this version.
+        #[arg(long, conflicts_with = "at_time")]
+        at_version: Option<u64>,
+        /// Time travel: the state as of this time (RFC 3339, e.g. 2026-11-24T16:30:00Z).
+        #[arg(long)]
+        at_time: Option<String>,
+    },
+    /// Read the global log from a position; `--follow` keeps streaming new events as they commit.
+    Events {
+        /// First global position to show.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Show at most this many events (without --follow).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Keep waiting for new events.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Append one event to a stream (for scripts and operators).
+    Append {
+        /// The stream id.
+        stream: String,
+        /// The event type, e.g. OrderNoteAdded.
+        #[arg(long = "type")]
+        event_type: String,
+        /// The payload, as JSON.
+        #[arg(long)]
+        data: String,
+        /// What the stream's version must be: a number, `any`, `no-stream` or `exists`.
+        #[arg(long, default_value = "any")]
+        expected_version: String,
+        /// The stream type; defaults to the stream's own, or the id's prefix before `-`.
+        #[arg(long)]
+        stream_type: Option<String>,
+        /// Who is appending (stored in the metadata).
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let conflict = e
+                .downcast_ref::<annals::StoreError>()
+                .is_some_and(annals::StoreError::is_conflict);
+            ExitCode::from(if conflict { 2 } else { 1 })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store = backend::AnyStore::open(&cli.db).await?;
+    match cli.command {
+        Command::Demo => demo::run(store, &cli.db).await,
+        Command::Streams { stream_type } => {
+            commands::streams(&store, stream_type.as_deref(), cli.json).await
+        }
+        Command::History {
+            stream,
+            at_version,
+            at_time,
+        } => commands::history(&store, &stream, at_version, at_time.as_deref(), cli.json).await,
+        Command::Events {
+            from,
+            limit,
+            follow,
+        } => commands::events(&store, from, limit, follow, cli.json).await,
+        Command::Append {
+            stream,
+            event_type,
+            data,
+            expected_version,
+            stream_type,
+            actor,
+        } => {
+            let args = commands::AppendArgs {
+                stream,
+                event_type,
+                data,
+                expected_version,
+                stream_type,
+                actor,
+            };
+            commands::append(&store, args, cli.json).await
+        }
+    }
+}

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use annals::event::from_micros;
 use annals::{
-    AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
-    StreamInfo,
+    AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError,
+    StreamAppend, StreamId, StreamInfo,
 };
 use read::{EVENT_COLUMNS, ReaderPool, query_events};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -64,7 +64,10 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { synchronous: Synchronous::Full, max_group: 512 }
+        Self {
+            synchronous: Synchronous::Full,
+            max_group: 512,
+        }
     }
 }
 
@@ -100,18 +103,22 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the store at `path`; applies pending migrations.
-    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
-        let (conn, head) = tokio::task::spawn_blocking(move || open_writer(&p, &options).map(|c| (c, options)))
-            .await
-            .map_err(StoreError::backend)?
-            .map_err(StoreError::backend)
-            .and_then(|(mut conn, options)| {
-                schema::migrate(&mut conn).map_err(StoreError::backend)?;
-                let head = read_head(&conn)?;
-                Ok(((conn, options), head))
-            })?;
+        let (conn, head) =
+            tokio::task::spawn_blocking(move || open_writer(&p, &options).map(|c| (c, options)))
+                .await
+                .map_err(StoreError::backend)?
+                .map_err(StoreError::backend)
+                .and_then(|(mut conn, options)| {
+                    schema::migrate(&mut conn).map_err(StoreError::backend)?;
+                    let head = read_head(&conn)?;
+                    Ok(((conn, options), head))
+                })?;
         let (conn, options) = conn;
         let (tx, rx) = mpsc::channel();
         let head = watch::Sender::new(head);
@@ -141,7 +148,9 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.readers.with(f)).await.map_err(StoreError::backend)?
+        tokio::task::spawn_blocking(move || shared.readers.with(f))
+            .await
+            .map_err(StoreError::backend)?
     }
 
     /// The last committed global position, read from the database (sees other processes' appends).
@@ -176,12 +185,17 @@ impl EventStore for SqliteStore {
         {
             let jobs = self.shared.jobs.lock().map_err(|_| StoreError::Closed)?;
             let jobs = jobs.as_ref().ok_or(StoreError::Closed)?;
-            jobs.send(writer::Job { appends, reply }).map_err(|_| StoreError::Closed)?;
+            jobs.send(writer::Job { appends, reply })
+                .map_err(|_| StoreError::Closed)?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = stream.to_string();
         let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
         let from = i64::try_from(read.from).unwrap_or(i64::MAX);
@@ -235,7 +249,11 @@ impl EventStore for SqliteStore {
         }
     }
 
-    async fn load_snapshot(&self, stream: &StreamId, at_or_before: Option<u64>) -> Result<Option<Snapshot>, StoreError> {
+    async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
         let stream_id = stream.clone();
         let bound = i64::try_from(at_or_before.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
         self.read(move |conn| {
@@ -246,14 +264,23 @@ impl EventStore for SqliteStore {
                 )
                 .and_then(|mut s| {
                     s.query_row(params![stream_id.as_str(), bound], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
                     })
                     .optional()
                 })
                 .map_err(StoreError::backend)?;
-            let Some((version, schema_version, state, taken_at)) = row else { return Ok(None) };
+            let Some((version, schema_version, state, taken_at)) = row else {
+                return Ok(None);
+            };
             // An unreadable snapshot is not fatal: the repository replays instead.
-            let Ok(state) = serde_json::value::RawValue::from_string(state) else { return Ok(None) };
+            let Ok(state) = serde_json::value::RawValue::from_string(state) else {
+                return Ok(None);
+            };
             Ok(Some(Snapshot {
                 stream_id,
                 version: version as u64,
@@ -265,7 +292,11 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn list_streams(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<StreamInfo>, StoreError> {
+    async fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>, StoreError> {
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
@@ -277,7 +308,12 @@ impl EventStore for SqliteStore {
                 .map_err(StoreError::backend)?;
             let rows = stmt
                 .query_map(params![after, limit], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
                 })
                 .map_err(StoreError::backend)?;
             let mut out = Vec::new();
@@ -288,7 +324,12 @@ impl EventStore for SqliteStore {
                     version: version as u64,
                     reason: "invalid stream id in the streams table".into(),
                 })?;
-                out.push(StreamInfo { stream_id, stream_type, version: version as u64, updated_at: from_micros(updated_at) });
+                out.push(StreamInfo {
+                    stream_id,
+                    stream_type,
+                    version: version as u64,
+                    updated_at: from_micros(updated_at),
+                });
             }
             Ok(out)
         })

@@ -21,21 +21,30 @@ pub(crate) struct ReaderPool {
 
 impl ReaderPool {
     pub(crate) fn new(path: PathBuf) -> Self {
-        Self { path, idle: Mutex::new(Vec::new()) }
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     /// Runs `f` with a read connection.
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.idle.lock().map_err(|_| StoreError::Closed)?.pop();
         let conn = match conn {
             Some(c) => c,
             None => {
                 let c = Connection::open_with_flags(
                     &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
                 )
                 .map_err(StoreError::backend)?;
-                c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;").map_err(StoreError::backend)?;
+                c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                    .map_err(StoreError::backend)?;
                 c
             }
         };
@@ -61,22 +70,37 @@ pub(crate) fn decode_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
     let b = StoreError::backend;
     let stream: String = row.get(1).map_err(b)?;
     let version = row.get::<_, i64>(3).map_err(b)? as u64;
-    let corrupt = |reason: &str| StoreError::Corrupt { stream: stream.clone(), version, reason: reason.to_owned() };
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        stream: stream.clone(),
+        version,
+        reason: reason.to_owned(),
+    };
     let stream_id = StreamId::new(stream.clone()).map_err(|_| corrupt("invalid stream id"))?;
     let event_id = match row.get_ref(4).map_err(b)? {
-        ValueRef::Blob(bytes) => uuid::Uuid::from_slice(bytes).map_err(|_| corrupt("event id is not 16 bytes"))?,
+        ValueRef::Blob(bytes) => {
+            uuid::Uuid::from_slice(bytes).map_err(|_| corrupt("event id is not 16 bytes"))?
+        }
         _ => return Err(corrupt("event id is not a blob")),
     };
-    let payload = text(row, 7).map_err(b)?.ok_or_else(|| corrupt("payload is not UTF-8 text"))?;
-    let metadata = text(row, 8).map_err(b)?.ok_or_else(|| corrupt("metadata is not UTF-8 text"))?;
+    let payload = text(row, 7)
+        .map_err(b)?
+        .ok_or_else(|| corrupt("payload is not UTF-8 text"))?;
+    let metadata = text(row, 8)
+        .map_err(b)?
+        .ok_or_else(|| corrupt("metadata is not UTF-8 text"))?;
     let schema_version = row.get::<_, i64>(6).map_err(b)?;
     Ok(RecordedEvent {
         global_position: row.get::<_, i64>(0).map_err(b)? as u64,
-        stream_type: text(row, 2).map_err(b)?.ok_or_else(|| corrupt("stream type is not text"))?,
+        stream_type: text(row, 2)
+            .map_err(b)?
+            .ok_or_else(|| corrupt("stream type is not text"))?,
         version,
         event_id,
-        event_type: text(row, 5).map_err(b)?.ok_or_else(|| corrupt("event type is not text"))?,
-        schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schema version out of range"))?,
+        event_type: text(row, 5)
+            .map_err(b)?
+            .ok_or_else(|| corrupt("event type is not text"))?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt("schema version out of range"))?,
         metadata: parse_stored_metadata(&stream, version, &metadata)?,
         payload: parse_stored_payload(&stream, version, payload)?,
         recorded_at: from_micros(row.get(9).map_err(b)?),

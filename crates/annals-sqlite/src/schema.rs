@@ -16,7 +16,11 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     note: "events, streams and snapshots",
-    sql: &[include_str!("../sql/events.sql"), include_str!("../sql/streams.sql"), include_str!("../sql/snapshots.sql")],
+    sql: &[
+        include_str!("../sql/events.sql"),
+        include_str!("../sql/streams.sql"),
+        include_str!("../sql/snapshots.sql"),
+    ],
 }];
 
 /// Applies the migrations not yet applied; returns how many ran.
@@ -28,15 +32,22 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
     let mut applied = 0;
     for m in MIGRATIONS {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let done: bool =
-            tx.query_row("SELECT EXISTS (SELECT 1 FROM annals_migrations WHERE version = ?1)", [m.version], |r| r.get(0))?;
+        let done: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM annals_migrations WHERE version = ?1)",
+            [m.version],
+            |r| r.get(0),
+        )?;
         if !done {
             for sql in m.sql {
                 tx.execute_batch(sql)?;
             }
             tx.execute(
                 "INSERT INTO annals_migrations (version, note, applied_at) VALUES (?1, ?2, ?3)",
-                rusqlite::params![m.version, m.note, annals::event::to_micros(std::time::SystemTime::now())],
+                rusqlite::params![
+                    m.version,
+                    m.note,
+                    annals::event::to_micros(std::time::SystemTime::now())
+                ],
             )?;
             applied += 1;
         }

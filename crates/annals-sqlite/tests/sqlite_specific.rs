@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use annals::testkit::fixtures::{Tally, TallyCommand};
 use annals::{
-    DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, Repository, RepositoryError, StoreError,
-    StreamId,
+    DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, Repository,
+    RepositoryError, StoreError, StreamId,
 };
 use annals_sqlite::SqliteStore;
 use serde_json::json;
@@ -23,7 +23,13 @@ async fn events_survive_reopen_and_migrations_run_once() {
     {
         let store = SqliteStore::open(&path).await.unwrap();
         let repo = Repository::<Tally, _>::new(store.clone());
-        repo.execute(&sid("t-1"), &TallyCommand::AddMany(vec![1, 2, 3]), &Metadata::by("test")).await.unwrap();
+        repo.execute(
+            &sid("t-1"),
+            &TallyCommand::AddMany(vec![1, 2, 3]),
+            &Metadata::by("test"),
+        )
+        .await
+        .unwrap();
     }
     let store = SqliteStore::open(&path).await.unwrap();
     let repo = Repository::<Tally, _>::new(store.clone());
@@ -31,9 +37,13 @@ async fn events_survive_reopen_and_migrations_run_once() {
     assert_eq!((loaded.state.total, loaded.version), (6, 3));
     assert_eq!(store.head_position().await.unwrap(), 3);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let applied: i64 = conn.query_row("SELECT COUNT(*) FROM annals_migrations", [], |r| r.get(0)).unwrap();
+    let applied: i64 = conn
+        .query_row("SELECT COUNT(*) FROM annals_migrations", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(applied as usize, annals_sqlite::schema::MIGRATIONS.len());
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -43,29 +53,88 @@ async fn a_corrupt_row_is_an_error_naming_stream_and_version() {
     let path = dir.path().join("c.db");
     let store = SqliteStore::open(&path).await.unwrap();
     let repo = Repository::<Tally, _>::new(store.clone());
-    repo.execute(&sid("t-bad"), &TallyCommand::AddMany(vec![1, 2]), &Metadata::default()).await.unwrap();
+    repo.execute(
+        &sid("t-bad"),
+        &TallyCommand::AddMany(vec![1, 2]),
+        &Metadata::default(),
+    )
+    .await
+    .unwrap();
 
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute("UPDATE events SET payload = '{\"amount\": ' WHERE stream_id = 't-bad' AND version = 2", []).unwrap();
-    let err = store.read_stream(&sid("t-bad"), ReadStream::all()).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Corrupt { stream, version: 2, .. } if stream == "t-bad"), "{err:?}");
+    raw.execute(
+        "UPDATE events SET payload = '{\"amount\": ' WHERE stream_id = 't-bad' AND version = 2",
+        [],
+    )
+    .unwrap();
+    let err = store
+        .read_stream(&sid("t-bad"), ReadStream::all())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { stream, version: 2, .. } if stream == "t-bad"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("t-bad") && err.to_string().contains("version 2"));
     let err = store.read_all(0, 10).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Corrupt { version: 2, .. }),
+        "{err:?}"
+    );
     let err = repo.load(&sid("t-bad")).await.unwrap_err();
-    assert!(matches!(err, RepositoryError::Store(StoreError::Corrupt { version: 2, .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            RepositoryError::Store(StoreError::Corrupt { version: 2, .. })
+        ),
+        "{err:?}"
+    );
 
-    raw.execute("UPDATE events SET payload = x'ff00' WHERE version = 2", []).unwrap();
-    let err = store.read_stream(&sid("t-bad"), ReadStream::all()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
-    raw.execute("UPDATE events SET payload = '{\"amount\": 2}', metadata = 'nope' WHERE version = 2", []).unwrap();
-    let err = store.read_stream(&sid("t-bad"), ReadStream::all()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
-    raw.execute("UPDATE events SET metadata = '{}', event_type = 'Gone' WHERE version = 2", []).unwrap();
+    raw.execute("UPDATE events SET payload = x'ff00' WHERE version = 2", [])
+        .unwrap();
+    let err = store
+        .read_stream(&sid("t-bad"), ReadStream::all())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { version: 2, .. }),
+        "{err:?}"
+    );
+    raw.execute(
+        "UPDATE events SET payload = '{\"amount\": 2}', metadata = 'nope' WHERE version = 2",
+        [],
+    )
+    .unwrap();
+    let err = store
+        .read_stream(&sid("t-bad"), ReadStream::all())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { version: 2, .. }),
+        "{err:?}"
+    );
+    raw.execute(
+        "UPDATE events SET metadata = '{}', event_type = 'Gone' WHERE version = 2",
+        [],
+    )
+    .unwrap();
     let err = repo.load(&sid("t-bad")).await.unwrap_err();
-    assert!(matches!(err, RepositoryError::Decode(DecodeError::UnknownEventType { version: 2, .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            RepositoryError::Decode(DecodeError::UnknownEventType { version: 2, .. })
+        ),
+        "{err:?}"
+    );
     // The first event still reads.
-    assert_eq!(store.read_stream(&sid("t-bad"), ReadStream::all().limit(1)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .read_stream(&sid("t-bad"), ReadStream::all().limit(1))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,9 +147,18 @@ async fn many_concurrent_appenders_never_see_database_is_locked() {
         tasks.push(tokio::spawn(async move {
             for i in 0..20 {
                 let s = sid(&format!("s-{w}"));
-                let expected = if i == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(i) };
+                let expected = if i == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(i)
+                };
                 store
-                    .append_to_stream(s, "S", expected, vec![NewEvent::from_value("Added", &json!({ "amount": i }))])
+                    .append_to_stream(
+                        s,
+                        "S",
+                        expected,
+                        vec![NewEvent::from_value("Added", &json!({ "amount": i }))],
+                    )
                     .await
                     .unwrap();
             }
@@ -105,10 +183,19 @@ async fn two_handles_on_one_file_share_the_log_and_wake_each_other() {
         tokio::spawn(async move { b.wait_for_new(0, Duration::from_secs(20)).await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    a.append_to_stream(sid("x"), "X", ExpectedVersion::NoStream, vec![NewEvent::from_value("Added", &json!({}))])
-        .await
-        .unwrap();
-    assert_eq!(waiter.await.unwrap(), 1, "a handle notices another handle's append");
+    a.append_to_stream(
+        sid("x"),
+        "X",
+        ExpectedVersion::NoStream,
+        vec![NewEvent::from_value("Added", &json!({}))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        waiter.await.unwrap(),
+        1,
+        "a handle notices another handle's append"
+    );
     // Both write; optimistic locking holds across handles.
     let mut tasks = Vec::new();
     for store in [a.clone(), b.clone()] {
@@ -117,7 +204,12 @@ async fn two_handles_on_one_file_share_the_log_and_wake_each_other() {
             for _ in 0..30 {
                 let v = store.stream_version(&sid("x")).await.unwrap();
                 let r = store
-                    .append_to_stream(sid("x"), "X", ExpectedVersion::Exact(v), vec![NewEvent::from_value("Added", &json!({}))])
+                    .append_to_stream(
+                        sid("x"),
+                        "X",
+                        ExpectedVersion::Exact(v),
+                        vec![NewEvent::from_value("Added", &json!({}))],
+                    )
                     .await;
                 match r {
                     Ok(_) => ok += 1,
@@ -133,5 +225,10 @@ async fn two_handles_on_one_file_share_the_log_and_wake_each_other() {
     }
     let events = Arc::new(a.read_stream(&sid("x"), ReadStream::all()).await.unwrap());
     assert_eq!(events.len() as u64, 1 + total);
-    assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1));
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.version == i as u64 + 1)
+    );
 }

@@ -70,7 +70,9 @@ pub enum StoreError {
         stream: String,
     },
     /// An event whose payload and metadata together exceed the size limit.
-    #[error("event `{event_type}` for stream `{stream}` is {size} bytes, over the limit of {limit} bytes")]
+    #[error(
+        "event `{event_type}` for stream `{stream}` is {size} bytes, over the limit of {limit} bytes"
+    )]
     EventTooLarge {
         /// The stream appended to.
         stream: String,
@@ -82,7 +84,9 @@ pub enum StoreError {
         limit: usize,
     },
     /// An event id that is already stored at another position (or repeated in one append).
-    #[error("event id {event_id} for stream `{stream}` is already stored as `{stored_stream}` version {stored_version}")]
+    #[error(
+        "event id {event_id} for stream `{stream}` is already stored as `{stored_stream}` version {stored_version}"
+    )]
     DuplicateEventId {
         /// The event id.
         event_id: Uuid,
@@ -104,7 +108,9 @@ pub enum StoreError {
         actual: String,
     },
     /// A snapshot whose version is not the stream's version after the append.
-    #[error("snapshot for stream `{stream}` is at version {snapshot_version}, but the append ends at version {stream_version}")]
+    #[error(
+        "snapshot for stream `{stream}` is at version {snapshot_version}, but the append ends at version {stream_version}"
+    )]
     SnapshotVersionMismatch {
         /// The stream.
         stream: String,
@@ -124,7 +130,9 @@ pub enum StoreError {
         reason: String,
     },
     /// An upcaster refused or failed on a stored event.
-    #[error("upcasting `{event_type}` v{schema_version} in stream `{stream}` at version {version} failed: {reason}")]
+    #[error(
+        "upcasting `{event_type}` v{schema_version} in stream `{stream}` at version {version} failed: {reason}"
+    )]
     UpcastFailed {
         /// The stream.
         stream: String,
@@ -172,7 +180,9 @@ pub enum DecodeError {
         event_type: String,
     },
     /// The stored schema version (after upcasting) is not the one the code reads.
-    #[error("event `{event_type}` in stream `{stream}` at version {version} has schema version {stored}, the code reads {expected} (register an upcaster)")]
+    #[error(
+        "event `{event_type}` in stream `{stream}` at version {version} has schema version {stored}, the code reads {expected} (register an upcaster)"
+    )]
     SchemaVersion {
         /// The stream.
         stream: String,
@@ -186,7 +196,9 @@ pub enum DecodeError {
         expected: u32,
     },
     /// The payload does not match the event type's shape.
-    #[error("event `{event_type}` in stream `{stream}` at version {version} does not decode: {reason}")]
+    #[error(
+        "event `{event_type}` in stream `{stream}` at version {version} does not decode: {reason}"
+    )]
     Payload {
         /// The stream.
         stream: String,
@@ -207,7 +219,9 @@ pub enum EncodeError {
     #[error("cannot encode to JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// The event type does not serialize as an externally tagged enum variant.
-    #[error("a domain event must serialize as an externally tagged enum variant (`{{\"Type\": {{..}}}}`), got: {0}")]
+    #[error(
+        "a domain event must serialize as an externally tagged enum variant (`{{\"Type\": {{..}}}}`), got: {0}"
+    )]
     NotAVariant(String),
 }
 

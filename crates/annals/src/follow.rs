@@ -19,7 +19,11 @@ pub struct GlobalLogReader<S> {
 impl<S: EventStore> GlobalLogReader<S> {
     /// A reader that will return events after `position` (0 = from the start).
     pub fn new(store: S, position: u64) -> Self {
-        Self { store, position, batch: 512 }
+        Self {
+            store,
+            position,
+            batch: 512,
+        }
     }
 
     /// Sets how many events one read returns at most.
@@ -34,7 +38,10 @@ impl<S: EventStore> GlobalLogReader<S> {
     }
 
     /// The next batch of events, waiting up to `timeout` for one; empty if none came.
-    pub async fn next_batch(&mut self, timeout: Duration) -> Result<Vec<RecordedEvent>, StoreError> {
+    pub async fn next_batch(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let events = self.store.read_all(self.position, self.batch).await?;
         let events = if events.is_empty() && !timeout.is_zero() {
             self.store.wait_for_new(self.position, timeout).await?;

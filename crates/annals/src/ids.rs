@@ -46,7 +46,10 @@ fn stream_id_problem(id: &str) -> Option<&'static str> {
     if id.starts_with('$') {
         return Some("a leading `$` is reserved for the store's own streams");
     }
-    if !id.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>')) {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>'))
+    {
         return Some("only printable ASCII without whitespace, `.`, `*` or `>` is allowed");
     }
     None
@@ -91,7 +94,10 @@ pub fn type_name_problem(name: &str) -> Option<&'static str> {
     if !name.as_bytes()[0].is_ascii_alphabetic() {
         return Some("it must start with an ASCII letter");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return Some("only ASCII letters, digits, `_` and `-` are allowed");
     }
     None
@@ -136,5 +142,9 @@ impl fmt::Display for ExpectedVersion {
 
 /// Formats a stream's current version for messages: `version N`, or `no stream` for 0.
 pub(crate) fn describe_version(v: u64) -> String {
-    if v == 0 { "no stream".to_owned() } else { format!("version {v}") }
+    if v == 0 {
+        "no stream".to_owned()
+    } else {
+        format!("version {v}")
+    }
 }

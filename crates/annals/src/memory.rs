@@ -13,8 +13,8 @@ use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::ids::StreamId;
 use crate::store::{
-    AppendOutcome, Direction, EventStore, ReadStream, Snapshot, StoredAt, StreamAppend, StreamAppended, StreamInfo,
-    check_stream, resolve_retry, validate_append,
+    AppendOutcome, Direction, EventStore, ReadStream, Snapshot, StoredAt, StreamAppend,
+    StreamAppended, StreamInfo, check_stream, resolve_retry, validate_append,
 };
 
 struct StreamState {
@@ -47,7 +47,10 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self { inner: RwLock::new(Inner::default()), head: watch::Sender::new(0) }
+        Self {
+            inner: RwLock::new(Inner::default()),
+            head: watch::Sender::new(0),
+        }
     }
 
     fn append_now(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
@@ -62,7 +65,11 @@ impl MemoryStore {
                 .map(|e| {
                     inner.ids.get(&e.event_id).map(|&i| {
                         let r = &inner.log[i];
-                        StoredAt { stream_id: r.stream_id.to_string(), version: r.version, global_position: r.global_position }
+                        StoredAt {
+                            stream_id: r.stream_id.to_string(),
+                            version: r.version,
+                            global_position: r.global_position,
+                        }
                     })
                 })
                 .collect();
@@ -105,11 +112,14 @@ impl MemoryStore {
                 indexes.push(index);
             }
             let last_version = version + indexes.len() as u64;
-            let stream = inner.streams.entry(a.stream_id.clone()).or_insert_with(|| StreamState {
-                stream_type: a.stream_type.clone(),
-                positions: Vec::new(),
-                updated_at: now,
-            });
+            let stream = inner
+                .streams
+                .entry(a.stream_id.clone())
+                .or_insert_with(|| StreamState {
+                    stream_type: a.stream_type.clone(),
+                    positions: Vec::new(),
+                    updated_at: now,
+                });
             stream.positions.extend(indexes);
             stream.updated_at = now;
             if let Some(s) = a.snapshot {
@@ -120,7 +130,11 @@ impl MemoryStore {
                     state: s.state,
                     taken_at: now,
                 };
-                inner.snapshots.entry(a.stream_id.clone()).or_default().insert(s.version, snap);
+                inner
+                    .snapshots
+                    .entry(a.stream_id.clone())
+                    .or_default()
+                    .insert(s.version, snap);
             }
             outcome.push(StreamAppended {
                 stream_id: a.stream_id,
@@ -137,14 +151,27 @@ impl MemoryStore {
         Ok(AppendOutcome { streams: outcome })
     }
 
-    fn read_stream_now(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
+    fn read_stream_now(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
-        let Some(s) = inner.streams.get(stream) else { return Ok(Vec::new()) };
+        let Some(s) = inner.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
         let len = s.positions.len() as u64;
         let pick = |v: u64| inner.log[s.positions[(v - 1) as usize]].clone();
         Ok(match read.direction {
-            Direction::Forwards => (read.from.max(1)..=len).take(read.limit).map(pick).collect(),
-            Direction::Backwards => (1..=read.from.min(len)).rev().take(read.limit).map(pick).collect(),
+            Direction::Forwards => (read.from.max(1)..=len)
+                .take(read.limit)
+                .map(pick)
+                .collect(),
+            Direction::Backwards => (1..=read.from.min(len))
+                .rev()
+                .take(read.limit)
+                .map(pick)
+                .collect(),
         })
     }
 }
@@ -154,13 +181,19 @@ impl EventStore for MemoryStore {
         self.append_now(appends)
     }
 
-    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_stream_now(stream, read)
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
-        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(inner.log.len());
         Ok(inner.log[start..].iter().take(limit).cloned().collect())
     }
 
@@ -174,7 +207,11 @@ impl EventStore for MemoryStore {
         Ok(*rx.borrow())
     }
 
-    async fn load_snapshot(&self, stream: &StreamId, at_or_before: Option<u64>) -> Result<Option<Snapshot>, StoreError> {
+    async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
         Ok(inner
             .snapshots
@@ -183,10 +220,16 @@ impl EventStore for MemoryStore {
             .map(|(_, s)| s.clone()))
     }
 
-    async fn list_streams(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<StreamInfo>, StoreError> {
+    async fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
         let range = match after {
-            Some(a) => inner.streams.range::<StreamId, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            Some(a) => inner
+                .streams
+                .range::<StreamId, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
             None => inner.streams.range::<StreamId, _>(..),
         };
         Ok(range

@@ -25,6 +25,8 @@ pub type SnapshotPredicate<A> = Arc<dyn Fn(&A, u64) -> bool + Send + Sync>;
 
 /// When to take a snapshot after a command.
 pub enum SnapshotPolicy<A> {
+    /// Use the snapshots that exist when loading, never take new ones (read-only tools).
+    Never,
     /// Whenever the stream's version crosses a multiple of N.
     EveryNEvents(u64),
     /// When the function, given the new state and the new version, says so.
@@ -34,6 +36,7 @@ pub enum SnapshotPolicy<A> {
 impl<A> SnapshotPolicy<A> {
     fn due(&self, state: &A, old_version: u64, new_version: u64) -> bool {
         match self {
+            Self::Never => false,
             Self::EveryNEvents(n) => *n > 0 && old_version / n != new_version / n,
             Self::When(f) => f(state, new_version),
         }
@@ -83,7 +86,12 @@ pub struct Repository<A: Aggregate, S> {
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// A repository over `store`, without snapshots, trying a command up to 3 times on conflict.
     pub fn new(store: S) -> Self {
-        Self { store, snapshots: None, max_attempts: 3, _aggregate: PhantomData }
+        Self {
+            store,
+            snapshots: None,
+            max_attempts: 3,
+            _aggregate: PhantomData,
+        }
     }
 
     /// Sets how many times a command is tried when its append conflicts (at least 1).
@@ -103,16 +111,31 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Time travel: the state as it was at `version` (or the current one if the stream is shorter).
-    pub async fn load_at_version(&self, id: &StreamId, version: u64) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    pub async fn load_at_version(
+        &self,
+        id: &StreamId,
+        version: u64,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         self.load_until(id, Some(version)).await
     }
 
     /// Time travel: the state as it was at time `at` (events recorded at or before it).
-    pub async fn load_at_time(&self, id: &StreamId, at: SystemTime) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let mut loaded = Loaded { state: A::default(), version: 0, from_snapshot: None };
+    pub async fn load_at_time(
+        &self,
+        id: &StreamId,
+        at: SystemTime,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: 0,
+            from_snapshot: None,
+        };
         let mut from = 1;
         loop {
-            let page = self.store.read_stream(id, ReadStream::from_version(from).limit(PAGE)).await?;
+            let page = self
+                .store
+                .read_stream(id, ReadStream::from_version(from).limit(PAGE))
+                .await?;
             let full = page.len() == PAGE;
             for rec in &page {
                 if rec.recorded_at > at {
@@ -128,23 +151,42 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    async fn load_until(&self, id: &StreamId, until: Option<u64>) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let mut loaded = Loaded { state: A::default(), version: 0, from_snapshot: None };
+    async fn load_until(
+        &self,
+        id: &StreamId,
+        until: Option<u64>,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: 0,
+            from_snapshot: None,
+        };
         if let Some(snaps) = &self.snapshots
             && let Some(snap) = self.store.load_snapshot(id, until).await?
             && snap.schema_version == A::SNAPSHOT_VERSION
         {
             match (snaps.decode)(snap.state.get()) {
                 Ok(state) => {
-                    loaded = Loaded { state, version: snap.version, from_snapshot: Some(snap.version) };
+                    loaded = Loaded {
+                        state,
+                        version: snap.version,
+                        from_snapshot: Some(snap.version),
+                    };
                 }
-                Err(e) => tracing::warn!(stream = %id, version = snap.version, error = %e, "ignoring undecodable snapshot"),
+                Err(e) => {
+                    tracing::warn!(stream = %id, version = snap.version, error = %e, "ignoring undecodable snapshot")
+                }
             }
         }
         let limit = until.unwrap_or(u64::MAX);
         while loaded.version < limit {
-            let want = usize::try_from(limit - loaded.version).unwrap_or(usize::MAX).min(PAGE);
-            let page = self.store.read_stream(id, ReadStream::from_version(loaded.version + 1).limit(want)).await?;
+            let want = usize::try_from(limit - loaded.version)
+                .unwrap_or(usize::MAX)
+                .min(PAGE);
+            let page = self
+                .store
+                .read_stream(id, ReadStream::from_version(loaded.version + 1).limit(want))
+                .await?;
             for rec in &page {
                 loaded.state.apply(&decode::<A::Event>(rec)?);
                 loaded.version = rec.version;
@@ -167,22 +209,36 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let Loaded { mut state, version, .. } = self.load(id).await?;
+            let Loaded {
+                mut state, version, ..
+            } = self.load(id).await?;
             let events = state.handle(command).map_err(RepositoryError::Rejected)?;
             if events.is_empty() {
-                return Ok(Executed { version, events, state, attempts, snapshot_taken: false });
+                return Ok(Executed {
+                    version,
+                    events,
+                    state,
+                    attempts,
+                    snapshot_taken: false,
+                });
             }
             let metadata = with_correlation(metadata);
             let mut new_events = Vec::with_capacity(events.len());
             for event in &events {
                 let (event_type, schema_version, payload) = encode(event)?;
                 new_events.push(
-                    NewEvent::new(event_type, payload).with_schema_version(schema_version).with_metadata(metadata.clone()),
+                    NewEvent::new(event_type, payload)
+                        .with_schema_version(schema_version)
+                        .with_metadata(metadata.clone()),
                 );
                 state.apply(event);
             }
             let new_version = version + events.len() as u64;
-            let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+            let expected = if version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            };
             let mut append = StreamAppend::new(id.clone(), A::STREAM_TYPE, expected, new_events);
             if let Some(snaps) = &self.snapshots
                 && snaps.policy.due(&state, version, new_version)
@@ -196,7 +252,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
             let snapshot_taken = append.snapshot.is_some();
             match self.store.append(vec![append]).await {
-                Ok(_) => return Ok(Executed { version: new_version, events, state, attempts, snapshot_taken }),
+                Ok(_) => {
+                    return Ok(Executed {
+                        version: new_version,
+                        events,
+                        state,
+                        attempts,
+                        snapshot_taken,
+                    });
+                }
                 Err(e) if e.is_conflict() && attempts < self.max_attempts => {
                     tracing::debug!(stream = %id, attempts, "conflict, retrying command");
                 }
@@ -206,9 +270,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Reads the raw events of a stream up to `version` (inclusive), for history views.
-    pub async fn events_until(&self, id: &StreamId, version: u64) -> Result<Vec<RecordedEvent>, RepositoryError<A::Error>> {
+    pub async fn events_until(
+        &self,
+        id: &StreamId,
+        version: u64,
+    ) -> Result<Vec<RecordedEvent>, RepositoryError<A::Error>> {
         let limit = usize::try_from(version).unwrap_or(usize::MAX);
-        Ok(self.store.read_stream(id, ReadStream::all().limit(limit)).await?)
+        Ok(self
+            .store
+            .read_stream(id, ReadStream::all().limit(limit))
+            .await?)
     }
 }
 

@@ -32,8 +32,19 @@ pub struct StreamAppend {
 
 impl StreamAppend {
     /// Events for `stream_id` of `stream_type` under `expected`.
-    pub fn new(stream_id: StreamId, stream_type: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
-        Self { stream_id, stream_type: stream_type.into(), expected, events, snapshot: None }
+    pub fn new(
+        stream_id: StreamId,
+        stream_type: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        Self {
+            stream_id,
+            stream_type: stream_type.into(),
+            expected,
+            events,
+            snapshot: None,
+        }
     }
 
     /// Adds a snapshot of the state after this append.
@@ -116,17 +127,29 @@ pub struct ReadStream {
 impl ReadStream {
     /// Every event, oldest first.
     pub fn all() -> Self {
-        Self { from: 1, direction: Direction::Forwards, limit: usize::MAX }
+        Self {
+            from: 1,
+            direction: Direction::Forwards,
+            limit: usize::MAX,
+        }
     }
 
     /// Events from `version` on, oldest first.
     pub fn from_version(version: u64) -> Self {
-        Self { from: version, direction: Direction::Forwards, limit: usize::MAX }
+        Self {
+            from: version,
+            direction: Direction::Forwards,
+            limit: usize::MAX,
+        }
     }
 
     /// The newest `limit` events, newest first.
     pub fn last(limit: usize) -> Self {
-        Self { from: u64::MAX, direction: Direction::Backwards, limit }
+        Self {
+            from: u64::MAX,
+            direction: Direction::Backwards,
+            limit,
+        }
     }
 
     /// Limits how many events are returned.
@@ -156,7 +179,10 @@ pub struct StreamInfo {
 /// event id (see DESIGN §1).
 pub trait EventStore: Send + Sync {
     /// Appends events to one or several streams atomically.
-    fn append(&self, appends: Vec<StreamAppend>) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+    fn append(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
 
     /// Reads events of one stream.
     fn read_stream(
@@ -166,11 +192,19 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
     /// Reads the global log: up to `limit` events with a position greater than `after`, in order.
-    fn read_all(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
     /// Waits until an event with a position greater than `after` is committed, or `timeout`
     /// passes; returns the last committed position.
-    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn wait_for_new(
+        &self,
+        after: u64,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The newest snapshot of `stream`, or the newest at or before `at_or_before`.
     fn load_snapshot(
@@ -202,8 +236,17 @@ pub trait EventStore: Send + Sync {
     }
 
     /// The stream's last version, 0 if it does not exist.
-    fn stream_version(&self, stream: &StreamId) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        async move { Ok(self.read_stream(stream, ReadStream::last(1)).await?.first().map_or(0, |e| e.version)) }
+    fn stream_version(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            Ok(self
+                .read_stream(stream, ReadStream::last(1))
+                .await?
+                .first()
+                .map_or(0, |e| e.version))
+        }
     }
 
     /// The last committed global position (0 when the store is empty).
@@ -213,7 +256,10 @@ pub trait EventStore: Send + Sync {
 }
 
 impl<S: EventStore + ?Sized> EventStore for Arc<S> {
-    fn append(&self, appends: Vec<StreamAppend>) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+    fn append(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
         (**self).append(appends)
     }
     fn read_stream(
@@ -223,10 +269,18 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
         (**self).read_stream(stream, read)
     }
-    fn read_all(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
         (**self).read_all(after, limit)
     }
-    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
+    fn wait_for_new(
+        &self,
+        after: u64,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).wait_for_new(after, timeout)
     }
     fn load_snapshot(
@@ -250,24 +304,38 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 /// Backends call this before touching storage, so bad input never changes the store.
 pub fn validate_append(appends: &[StreamAppend]) -> Result<(), StoreError> {
     if appends.is_empty() {
-        return Err(StoreError::EmptyAppend { stream: String::new() });
+        return Err(StoreError::EmptyAppend {
+            stream: String::new(),
+        });
     }
     let mut streams = HashSet::with_capacity(appends.len());
     let mut ids: HashSet<Uuid> = HashSet::new();
     for a in appends {
         let stream = a.stream_id.as_str();
         if !streams.insert(stream) {
-            return Err(StoreError::StreamRepeated { stream: stream.to_owned() });
+            return Err(StoreError::StreamRepeated {
+                stream: stream.to_owned(),
+            });
         }
         if let Some(reason) = type_name_problem(&a.stream_type) {
-            return Err(StoreError::InvalidStreamType { stream: stream.to_owned(), stream_type: a.stream_type.clone(), reason });
+            return Err(StoreError::InvalidStreamType {
+                stream: stream.to_owned(),
+                stream_type: a.stream_type.clone(),
+                reason,
+            });
         }
         if a.events.is_empty() {
-            return Err(StoreError::EmptyAppend { stream: stream.to_owned() });
+            return Err(StoreError::EmptyAppend {
+                stream: stream.to_owned(),
+            });
         }
         for e in &a.events {
             if let Some(reason) = type_name_problem(&e.event_type) {
-                return Err(StoreError::InvalidEventType { stream: stream.to_owned(), event_type: e.event_type.clone(), reason });
+                return Err(StoreError::InvalidEventType {
+                    stream: stream.to_owned(),
+                    event_type: e.event_type.clone(),
+                    reason,
+                });
             }
             let size = e.payload.get().len() + e.metadata.to_json().len();
             if size > MAX_EVENT_BYTES {
@@ -306,7 +374,10 @@ pub struct StoredAt {
 /// idempotent retry of events already stored at the same positions (`Ok(Some(..))`), or an error.
 ///
 /// `found[i]` is where `append.events[i]`'s id is stored, if anywhere.
-pub fn resolve_retry(append: &StreamAppend, found: &[Option<StoredAt>]) -> Result<Option<StreamAppended>, StoreError> {
+pub fn resolve_retry(
+    append: &StreamAppend,
+    found: &[Option<StoredAt>],
+) -> Result<Option<StreamAppended>, StoreError> {
     if found.iter().all(Option::is_none) {
         return Ok(None);
     }
@@ -318,9 +389,12 @@ pub fn resolve_retry(append: &StreamAppend, found: &[Option<StoredAt>]) -> Resul
         stored_stream: first.stream_id.clone(),
         stored_version: first.version,
     };
-    let Some(Some(head)) = found.first() else { return Err(duplicate()) };
+    let Some(Some(head)) = found.first() else {
+        return Err(duplicate());
+    };
     let consecutive = found.iter().enumerate().all(|(i, f)| {
-        f.as_ref().is_some_and(|f| f.stream_id == stream && f.version == head.version + i as u64)
+        f.as_ref()
+            .is_some_and(|f| f.stream_id == stream && f.version == head.version + i as u64)
     });
     let position_matches = match append.expected {
         ExpectedVersion::Exact(v) => head.version == v + 1,
@@ -343,7 +417,11 @@ pub fn resolve_retry(append: &StreamAppend, found: &[Option<StoredAt>]) -> Resul
 }
 
 /// Checks a stream's current version and type against an append, before anything is written.
-pub fn check_stream(append: &StreamAppend, current_version: u64, current_type: Option<&str>) -> Result<(), StoreError> {
+pub fn check_stream(
+    append: &StreamAppend,
+    current_version: u64,
+    current_type: Option<&str>,
+) -> Result<(), StoreError> {
     if let Some(actual) = current_type
         && actual != append.stream_type
     {

@@ -22,13 +22,21 @@ pub struct LineItem {
 impl LineItem {
     /// A line of `quantity` × `name` at `price_cents` each.
     pub fn new(menu_item_id: &str, name: &str, quantity: u32, price_cents: i64) -> Self {
-        Self { menu_item_id: menu_item_id.into(), name: name.into(), quantity, price_cents }
+        Self {
+            menu_item_id: menu_item_id.into(),
+            name: name.into(),
+            quantity,
+            price_cents,
+        }
     }
 }
 
 /// Sum of `quantity × price` over the lines, in cents.
 pub fn total_cents(items: &[LineItem]) -> i64 {
-    items.iter().map(|i| i64::from(i.quantity) * i.price_cents).sum()
+    items
+        .iter()
+        .map(|i| i64::from(i.quantity) * i.price_cents)
+        .sum()
 }
 
 /// Where an order is in its life.
@@ -195,9 +203,19 @@ impl Aggregate for Order {
 
     fn handle(&self, command: &OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
         use OrderState::*;
-        let invalid = || OrderError::InvalidState { command: command.name(), state: self.state };
+        let invalid = || OrderError::InvalidState {
+            command: command.name(),
+            state: self.state,
+        };
         match (command, self.state) {
-            (OrderCommand::Create { consumer_id, restaurant_id, line_items }, New) => {
+            (
+                OrderCommand::Create {
+                    consumer_id,
+                    restaurant_id,
+                    line_items,
+                },
+                New,
+            ) => {
                 let total_cents = check_lines(line_items)?;
                 Ok(vec![OrderEvent::OrderCreated {
                     consumer_id: consumer_id.clone(),
@@ -209,13 +227,22 @@ impl Aggregate for Order {
             (OrderCommand::Create { .. }, _) => Err(OrderError::AlreadyExists),
             (_, New) => Err(OrderError::NotFound),
             (OrderCommand::Approve, ApprovalPending) => Ok(vec![OrderEvent::OrderApproved]),
-            (OrderCommand::Reject { reason }, ApprovalPending) => Ok(vec![OrderEvent::OrderRejected { reason: reason.clone() }]),
+            (OrderCommand::Reject { reason }, ApprovalPending) => {
+                Ok(vec![OrderEvent::OrderRejected {
+                    reason: reason.clone(),
+                }])
+            }
             (OrderCommand::Revise { line_items }, ApprovalPending | Approved) => {
                 let total_cents = check_lines(line_items)?;
-                Ok(vec![OrderEvent::OrderRevised { line_items: line_items.clone(), total_cents }])
+                Ok(vec![OrderEvent::OrderRevised {
+                    line_items: line_items.clone(),
+                    total_cents,
+                }])
             }
             (OrderCommand::Cancel { reason }, ApprovalPending | Approved) => {
-                Ok(vec![OrderEvent::OrderCancelled { reason: reason.clone() }])
+                Ok(vec![OrderEvent::OrderCancelled {
+                    reason: reason.clone(),
+                }])
             }
             _ => Err(invalid()),
         }
@@ -223,7 +250,12 @@ impl Aggregate for Order {
 
     fn apply(&mut self, event: &OrderEvent) {
         match event {
-            OrderEvent::OrderCreated { consumer_id, restaurant_id, line_items, total_cents } => {
+            OrderEvent::OrderCreated {
+                consumer_id,
+                restaurant_id,
+                line_items,
+                total_cents,
+            } => {
                 self.state = OrderState::ApprovalPending;
                 self.consumer_id = consumer_id.clone();
                 self.restaurant_id = restaurant_id.clone();
@@ -235,7 +267,10 @@ impl Aggregate for Order {
                 self.state = OrderState::Rejected;
                 self.reason = Some(reason.clone());
             }
-            OrderEvent::OrderRevised { line_items, total_cents } => {
+            OrderEvent::OrderRevised {
+                line_items,
+                total_cents,
+            } => {
                 self.line_items = line_items.clone();
                 self.total_cents = *total_cents;
                 self.revisions += 1;

@@ -57,7 +57,13 @@ impl Aggregate for Tally {
     type Error = TallyError;
 
     fn handle(&self, command: &TallyCommand) -> Result<Vec<TallyEvent>, TallyError> {
-        let add = |a: i64| if a > 0 { Ok(TallyEvent::Added { amount: a }) } else { Err(TallyError::NotPositive(a)) };
+        let add = |a: i64| {
+            if a > 0 {
+                Ok(TallyEvent::Added { amount: a })
+            } else {
+                Err(TallyError::NotPositive(a))
+            }
+        };
         match command {
             TallyCommand::Add(a) => Ok(vec![add(*a)?]),
             TallyCommand::AddMany(all) => all.iter().map(|a| add(*a)).collect(),
@@ -138,7 +144,10 @@ impl Aggregate for Person {
         if first.is_empty() || last.is_empty() {
             return Err(IncompleteName);
         }
-        Ok(vec![PersonEvent::Named { first: first.clone(), last: last.clone() }])
+        Ok(vec![PersonEvent::Named {
+            first: first.clone(),
+            last: last.clone(),
+        }])
     }
     fn apply(&mut self, PersonEvent::Named { first, last }: &PersonEvent) {
         self.first = first.clone();
@@ -149,7 +158,10 @@ impl Aggregate for Person {
 /// The upcaster from `Named` v1 (`name`) to v2 (`first`, `last`).
 pub fn person_upcasters() -> crate::upcast::Upcasters {
     crate::upcast::Upcasters::new().add("Named", 1, |mut v| {
-        let name = v.get_mut("name").and_then(|n| n.as_str().map(str::to_owned)).ok_or("no `name` field")?;
+        let name = v
+            .get_mut("name")
+            .and_then(|n| n.as_str().map(str::to_owned))
+            .ok_or("no `name` field")?;
         let (first, last) = name.split_once(' ').unwrap_or((&name, ""));
         Ok(serde_json::json!({ "first": first, "last": last }))
     })

@@ -22,7 +22,10 @@ impl<A: Aggregate> Given<A> {
     /// Handles `command` against the state.
     pub fn when(self, command: A::Command) -> When<A> {
         let result = self.state.handle(&command);
-        When { state: self.state, result }
+        When {
+            state: self.state,
+            result,
+        }
     }
 }
 
@@ -43,7 +46,10 @@ where
         let expected: Vec<_> = expected.into_iter().collect();
         match self.result {
             Ok(events) => {
-                assert_eq!(events, expected, "the command produced other events than expected");
+                assert_eq!(
+                    events, expected,
+                    "the command produced other events than expected"
+                );
                 let mut state = self.state;
                 for e in &events {
                     state.apply(e);
@@ -59,7 +65,10 @@ where
     pub fn then_error(self, check: impl FnOnce(&A::Error) -> bool) {
         match self.result {
             Ok(events) => panic!("expected a rejection, but the command produced {events:?}"),
-            Err(e) => assert!(check(&e), "the command was rejected with an unexpected error: {e:?}"),
+            Err(e) => assert!(
+                check(&e),
+                "the command was rejected with an unexpected error: {e:?}"
+            ),
         }
     }
 }

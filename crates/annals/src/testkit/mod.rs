@@ -38,7 +38,11 @@ macro_rules! conformance_tests {
 
         #[test]
         fn model_based_random_histories() {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             $crate::testkit::model::check(|ops| {
                 rt.block_on(async {
                     let (store, _guard) = ($factory)().await;

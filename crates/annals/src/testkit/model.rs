@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
@@ -55,9 +54,18 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Runs the property over random histories; `run_case` executes one history against a fresh store.
 pub fn check(run_case: impl Fn(Vec<Op>) -> Result<(), TestCaseError>) {
-    let cases = std::env::var("ANNALS_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    runner.run(&prop::collection::vec(op(), 1..40), run_case).unwrap();
+    let cases = std::env::var("ANNALS_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&prop::collection::vec(op(), 1..40), run_case)
+        .unwrap();
 }
 
 #[derive(Clone)]
@@ -69,7 +77,10 @@ struct ModelEvent {
 
 /// Executes `ops` against `store` and the model, failing on the first divergence; then runs a
 /// concurrent phase and checks its history.
-pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Result<(), TestCaseError> {
+pub async fn run<S: EventStore + Clone + 'static>(
+    store: &S,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
     let mut log: Vec<ModelEvent> = Vec::new();
     let mut streams: HashMap<u8, Vec<usize>> = HashMap::new();
     let mut last_ids: Option<(u8, Vec<Uuid>, u64)> = None; // stream, ids, version before
@@ -79,7 +90,12 @@ pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Re
 
     for op in ops {
         match op {
-            Op::Append { stream, expect, count, reuse_ids } => {
+            Op::Append {
+                stream,
+                expect,
+                count,
+                reuse_ids,
+            } => {
                 let current = streams.get(&stream).map_or(0, |v| v.len() as u64);
                 let expected = match expect {
                     0 => ExpectedVersion::Any,
@@ -99,40 +115,70 @@ pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Re
                         NewEvent::from_value("Added", &json!({ "amount": counter })).with_id(*id)
                     })
                     .collect();
-                let result = store.append_to_stream(name(stream), "Model", expected, events).await;
+                let result = store
+                    .append_to_stream(name(stream), "Model", expected, events)
+                    .await;
                 // What the model says should happen.
                 let stored_here = retry_of.is_some_and(|(s, _)| s == stream);
                 match (retry_of, result) {
                     (Some((s, before)), Ok(out)) => {
-                        prop_assert!(stored_here, "ids stored in stream {s} accepted for stream {stream}");
+                        prop_assert!(
+                            stored_here,
+                            "ids stored in stream {s} accepted for stream {stream}"
+                        );
                         prop_assert!(out.already_stored);
                         prop_assert_eq!(out.first_version, before + 1);
                     }
                     (Some(_), Err(StoreError::DuplicateEventId { .. })) => {}
                     (Some(_), Err(e)) => prop_assert!(false, "retry got {e}"),
                     (None, Ok(out)) => {
-                        prop_assert!(expected.allows(current), "{expected:?} accepted at {current}");
+                        prop_assert!(
+                            expected.allows(current),
+                            "{expected:?} accepted at {current}"
+                        );
                         prop_assert_eq!(out.first_version, current + 1);
                         prop_assert_eq!(out.last_version, current + ids.len() as u64);
                         let first = log.len();
                         for (i, id) in ids.iter().enumerate() {
-                            log.push(ModelEvent { stream, id: *id, amount: counter - ids.len() as i64 + 1 + i as i64 });
+                            log.push(ModelEvent {
+                                stream,
+                                id: *id,
+                                amount: counter - ids.len() as i64 + 1 + i as i64,
+                            });
                         }
                         streams.entry(stream).or_default().extend(first..log.len());
                         last_ids = Some((stream, ids, current));
                     }
-                    (None, Err(StoreError::Conflict { actual, expected: e, .. })) => {
-                        prop_assert!(!expected.allows(current), "{expected:?} refused at {current}");
+                    (
+                        None,
+                        Err(StoreError::Conflict {
+                            actual,
+                            expected: e,
+                            ..
+                        }),
+                    ) => {
+                        prop_assert!(
+                            !expected.allows(current),
+                            "{expected:?} refused at {current}"
+                        );
                         prop_assert_eq!((actual, e), (current, expected));
                     }
                     (None, Err(e)) => prop_assert!(false, "append got {e}"),
                 }
             }
             Op::ReadStream { stream, from } => {
-                let got = store.read_stream(&name(stream), ReadStream::from_version(u64::from(from))).await.map_err(fail)?;
+                let got = store
+                    .read_stream(&name(stream), ReadStream::from_version(u64::from(from)))
+                    .await
+                    .map_err(fail)?;
                 let want: Vec<Uuid> = streams
                     .get(&stream)
-                    .map(|v| v.iter().skip(usize::from(from.max(1)) - 1).map(|&i| log[i].id).collect())
+                    .map(|v| {
+                        v.iter()
+                            .skip(usize::from(from.max(1)) - 1)
+                            .map(|&i| log[i].id)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 prop_assert_eq!(got.iter().map(|e| e.event_id).collect::<Vec<_>>(), want);
                 for e in &got {
@@ -143,8 +189,16 @@ pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Re
             }
             Op::ReadAll { after, limit } => {
                 let after = u64::from(after).min(log.len() as u64);
-                let got = store.read_all(head0 + after, usize::from(limit)).await.map_err(fail)?;
-                let want: Vec<Uuid> = log.iter().skip(after as usize).take(usize::from(limit)).map(|m| m.id).collect();
+                let got = store
+                    .read_all(head0 + after, usize::from(limit))
+                    .await
+                    .map_err(fail)?;
+                let want: Vec<Uuid> = log
+                    .iter()
+                    .skip(after as usize)
+                    .take(usize::from(limit))
+                    .map(|m| m.id)
+                    .collect();
                 prop_assert_eq!(got.iter().map(|e| e.event_id).collect::<Vec<_>>(), want);
             }
         }
@@ -161,8 +215,15 @@ pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Re
                 let s = StreamId::new(format!("model-race-{}", (w + i) % 2)).unwrap();
                 let v = store.stream_version(&s).await.unwrap();
                 let ids = vec![Uuid::now_v7(), Uuid::now_v7()];
-                let events = ids.iter().map(|id| NewEvent::from_value("Added", &json!({ "amount": 0 })).with_id(*id)).collect();
-                if store.append_to_stream(s, "Model", ExpectedVersion::Exact(v), events).await.is_ok() {
+                let events = ids
+                    .iter()
+                    .map(|id| NewEvent::from_value("Added", &json!({ "amount": 0 })).with_id(*id))
+                    .collect();
+                if store
+                    .append_to_stream(s, "Model", ExpectedVersion::Exact(v), events)
+                    .await
+                    .is_ok()
+                {
                     stored.extend(ids);
                 }
             }
@@ -173,13 +234,25 @@ pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Re
     for t in tasks {
         succeeded.extend(t.await.map_err(|e| TestCaseError::fail(e.to_string()))?);
     }
-    let all = store.read_all(head0 + log.len() as u64, usize::MAX).await.map_err(fail)?;
-    prop_assert_eq!(all.len(), succeeded.len(), "lost or extra events in the concurrent phase");
+    let all = store
+        .read_all(head0 + log.len() as u64, usize::MAX)
+        .await
+        .map_err(fail)?;
+    prop_assert_eq!(
+        all.len(),
+        succeeded.len(),
+        "lost or extra events in the concurrent phase"
+    );
     prop_assert!(all.iter().all(|e| succeeded.contains(&e.event_id)));
     let mut last: HashMap<String, u64> = HashMap::new();
     for e in &all {
         let v = last.entry(e.stream_id.to_string()).or_insert(0);
-        prop_assert_eq!(e.version, *v + 1, "reordered or gapped stream {}", e.stream_id);
+        prop_assert_eq!(
+            e.version,
+            *v + 1,
+            "reordered or gapped stream {}",
+            e.stream_id
+        );
         *v = e.version;
     }
     Ok(())
@@ -188,4 +261,3 @@ pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Re
 fn fail(e: StoreError) -> TestCaseError {
     TestCaseError::fail(e.to_string())
 }
-

@@ -1,0 +1,82 @@
+//! The store chosen at run time from `--db`: an enum that dispatches by `match`.
+
+use std::time::Duration;
+
+use annals::{
+    AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError,
+    StreamAppend, StreamId, StreamInfo,
+};
+use annals_sqlite::SqliteStore;
+
+/// Every backend the CLI can open.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// A SQLite file (the default).
+    Sqlite(SqliteStore),
+    /// An in-memory store that lives as long as the command (`--db memory:`).
+    Memory(std::sync::Arc<MemoryStore>),
+}
+
+impl AnyStore {
+    /// Opens what `db` names: `memory:` or a SQLite file path.
+    pub async fn open(db: &str) -> anyhow::Result<Self> {
+        if db == "memory:" {
+            return Ok(Self::Memory(Default::default()));
+        }
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            anyhow::bail!(
+                "the PostgreSQL backend is not built yet; use a SQLite file path (e.g. --db ./annals.db)"
+            );
+        }
+        Ok(Self::Sqlite(
+            SqliteStore::open(db)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))?,
+        ))
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::Memory($s) => $e,
+        }
+    };
+}
+
+impl EventStore for AnyStore {
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
+        dispatch!(self, s => s.append(appends).await)
+    }
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.read_stream(stream, read).await)
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        dispatch!(self, s => s.read_all(after, limit).await)
+    }
+    async fn wait_for_new(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.wait_for_new(after, timeout).await)
+    }
+    async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        dispatch!(self, s => s.load_snapshot(stream, at_or_before).await)
+    }
+    async fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>, StoreError> {
+        dispatch!(self, s => s.list_streams(after, limit).await)
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.head_position().await)
+    }
+}
