@@ -205,8 +205,7 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
             },
         },
     };
-    let mut metadata = Metadata::default();
-    metadata.actor = args.actor;
+    let mut metadata = Metadata { actor: args.actor, ..Metadata::default() };
     metadata.extra.insert("source".into(), json!("annals-cli"));
     let event = NewEvent::from_json(&args.event_type, args.data)
         .map_err(|e| anyhow::anyhow!("--data is not valid JSON: {e}"))?
