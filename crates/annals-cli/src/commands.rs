@@ -205,7 +205,10 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
             },
         },
     };
-    let mut metadata = Metadata { actor: args.actor, ..Metadata::default() };
+    let mut metadata = Metadata {
+        actor: args.actor,
+        ..Metadata::default()
+    };
     metadata.extra.insert("source".into(), json!("annals-cli"));
     let event = NewEvent::from_json(&args.event_type, args.data)
         .map_err(|e| anyhow::anyhow!("--data is not valid JSON: {e}"))?
