@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use annals::{
-    EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, Repository, SnapshotPolicy,
-    StreamId,
-};
+use annals::{EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, Repository, SnapshotPolicy, StreamId};
 use annals_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use ftgo::order::{LineItem, Order, OrderCommand, OrderEvent};
 
@@ -24,6 +21,18 @@ struct Sample {
 }
 
 impl Sample {
+    fn empty() -> Self {
+        Self {
+            latencies: Vec::new(),
+            events: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+    fn add(&mut self, other: Sample) {
+        self.latencies.extend(other.latencies);
+        self.events += other.events;
+        self.elapsed += other.elapsed;
+    }
     fn rate(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()
     }
@@ -85,10 +94,7 @@ fn header(title: &str, unit: &str) {
         "| {:<44} | {unit:>10} | {:>9} | {:>9} | {:>7} |",
         "case", "p50", "p99", "ratio"
     );
-    println!(
-        "|{:-<46}|{:-<12}|{:-<11}|{:-<11}|{:-<9}|",
-        "", "", "", "", ""
-    );
+    println!("|{:-<46}|{:-<12}|{:-<11}|{:-<11}|{:-<9}|", "", "", "", "", "");
 }
 
 // ---------- appends through annals ----------
@@ -98,8 +104,9 @@ async fn bench_append<S: EventStore + Clone + 'static>(
     appenders: usize,
     batch: usize,
     tag: &str,
+    time: Duration,
 ) -> Sample {
-    let deadline = Instant::now() + secs();
+    let deadline = Instant::now() + time;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..appenders {
@@ -157,9 +164,16 @@ fn raw_db(path: &Path, sync: Synchronous) -> rusqlite::Connection {
 }
 
 /// Plain INSERTs, one transaction per append, no version check: the floor of SQLite's cost.
-fn raw_append(path: PathBuf, sync: Synchronous, appenders: usize, batch: usize) -> Sample {
+fn raw_append(
+    path: PathBuf,
+    sync: Synchronous,
+    appenders: usize,
+    batch: usize,
+    time: Duration,
+    round: usize,
+) -> Sample {
     drop(raw_db(&path, sync));
-    let deadline = Instant::now() + secs();
+    let deadline = Instant::now() + time;
     let started = Instant::now();
     let threads: Vec<_> = (0..appenders)
         .map(|w| {
@@ -170,7 +184,7 @@ fn raw_append(path: PathBuf, sync: Synchronous, appenders: usize, batch: usize) 
                 let meta = Metadata::default().to_json();
                 let mut version = 0i64;
                 let mut lat = Vec::new();
-                let stream = format!("raw-{w}");
+                let stream = format!("raw-{round}-{w}");
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
@@ -254,13 +268,9 @@ async fn build_order<S: EventStore + Clone>(store: &S, id: &StreamId, len: u64, 
         SnapshotPolicy::Never
     };
     let repo = Repository::<Order, _>::new(store.clone()).with_snapshots(policy);
-    repo.execute(
-        id,
-        &OrderCommand::Revise { line_items: lines },
-        &Metadata::default(),
-    )
-    .await
-    .unwrap();
+    repo.execute(id, &OrderCommand::Revise { line_items: lines }, &Metadata::default())
+        .await
+        .unwrap();
 }
 
 async fn bench_load<S: EventStore + Clone>(store: &S, id: &StreamId, snapshot: bool) -> Sample {
@@ -295,9 +305,7 @@ fn raw_load(path: &Path, stream: &str) -> Sample {
     while Instant::now() < deadline || latencies.len() < 5 {
         let t = Instant::now();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT event_type, payload FROM events WHERE stream_id = ?1 ORDER BY version",
-            )
+            .prepare_cached("SELECT event_type, payload FROM events WHERE stream_id = ?1 ORDER BY version")
             .unwrap();
         let mut rows = stmt.query([stream]).unwrap();
         let mut order = Order::default();
@@ -336,25 +344,19 @@ async fn main() {
         "events/s",
     );
     let mut n = 0;
-    for appenders in if only_loads { vec![] } else { vec![1usize, 16] } {
-        for batch in [1usize, 10, 100] {
+    let only_one = std::env::var("ANNALS_BENCH_ONLY").as_deref() == Ok("append1");
+    for appenders in if only_loads {
+        vec![]
+    } else if only_one {
+        vec![1]
+    } else {
+        vec![1usize, 16]
+    } {
+        for batch in if only_one { vec![1usize] } else { vec![1usize, 10, 100] } {
             n += 1;
-            let raw = raw_append(
-                dir.path().join(format!("raw-{n}.db")),
-                sync,
-                appenders,
-                batch,
-            );
-            let raw1 = if appenders == 16 {
-                Some(raw_append(
-                    dir.path().join(format!("raw1-{n}.db")),
-                    sync,
-                    1,
-                    batch,
-                ))
-            } else {
-                None
-            };
+            // Rounds alternate the raw baseline and annals so drift in the machine hits both alike.
+            let rounds = 4;
+            let slice = secs() / rounds as u32;
             let options = SqliteOptions {
                 synchronous: sync,
                 ..SqliteOptions::default()
@@ -362,23 +364,35 @@ async fn main() {
             let sqlite = SqliteStore::open_with(dir.path().join(format!("annals-{n}.db")), options)
                 .await
                 .unwrap();
-            let ours = bench_append(sqlite, appenders, batch, &format!("s{n}")).await;
-            let mem = bench_append(
-                Arc::new(MemoryStore::new()),
-                appenders,
-                batch,
-                &format!("m{n}"),
-            )
-            .await;
+            let (mut raw, mut raw1, mut ours) = (Sample::empty(), Sample::empty(), Sample::empty());
+            for r in 0..rounds {
+                raw.add(raw_append(
+                    dir.path().join(format!("raw-{n}.db")),
+                    sync,
+                    appenders,
+                    batch,
+                    slice,
+                    r,
+                ));
+                if appenders > 1 {
+                    raw1.add(raw_append(
+                        dir.path().join(format!("raw1-{n}.db")),
+                        sync,
+                        1,
+                        batch,
+                        slice,
+                        r,
+                    ));
+                }
+                ours.add(bench_append(sqlite.clone(), appenders, batch, &format!("s{n}-{r}"), slice).await);
+            }
+            let raw1 = (appenders > 1).then_some(raw1);
+            let mem = bench_append(Arc::new(MemoryStore::new()), appenders, batch, &format!("m{n}"), secs()).await;
             let label = format!("{appenders} appender(s) × {batch} event(s)/append");
             row(&format!("raw rusqlite, {label}"), &raw, None);
             row(&format!("annals-sqlite, {label}"), &ours, Some(raw.rate()));
             if let Some(raw1) = raw1 {
-                row(
-                    &format!("  vs raw rusqlite with 1 appender × {batch}"),
-                    &raw1,
-                    None,
-                );
+                row(&format!("  vs raw rusqlite with 1 appender × {batch}"), &raw1, None);
                 println!(
                     "| {:<44} | {:>10} | {:>9} | {:>9} | {:>6.2}× |",
                     "  annals-sqlite ÷ raw 1-appender",
@@ -392,6 +406,9 @@ async fn main() {
         }
     }
 
+    if only_one {
+        return;
+    }
     header(
         "Aggregate load (loads/s of one Order; ratio = annals ÷ raw SELECT + serde fold)",
         "loads/s",
@@ -410,11 +427,7 @@ async fn main() {
         .flat_map(|l| [(l, false), (l, true)])
         .collect();
     let id_of = |len: u64, snapshot: bool| {
-        StreamId::new(format!(
-            "order-{len}-{}",
-            if snapshot { "snap" } else { "plain" }
-        ))
-        .unwrap()
+        StreamId::new(format!("order-{len}-{}", if snapshot { "snap" } else { "plain" })).unwrap()
     };
     for &(len, snapshot) in &cases {
         build_order(&sqlite, &id_of(len, snapshot), len, snapshot).await;
@@ -427,11 +440,7 @@ async fn main() {
         let m = bench_load(&mem, &id, snapshot).await;
         let label = format!(
             "{len} events, {}",
-            if snapshot {
-                "fresh snapshot"
-            } else {
-                "no snapshot"
-            }
+            if snapshot { "fresh snapshot" } else { "no snapshot" }
         );
         if !snapshot {
             row(&format!("raw SELECT + fold, {label}"), &raw, None);

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use annals::{
-    AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError,
-    StreamAppend, StreamId, StreamInfo,
+    AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
+    StreamInfo,
 };
 use annals_sqlite::SqliteStore;
 
@@ -24,9 +24,7 @@ impl AnyStore {
             return Ok(Self::Memory(Default::default()));
         }
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            anyhow::bail!(
-                "the PostgreSQL backend is not built yet; use a SQLite file path (e.g. --db ./annals.db)"
-            );
+            anyhow::bail!("the PostgreSQL backend is not built yet; use a SQLite file path (e.g. --db ./annals.db)");
         }
         Ok(Self::Sqlite(
             SqliteStore::open(db)
@@ -49,11 +47,7 @@ impl EventStore for AnyStore {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
         dispatch!(self, s => s.append(appends).await)
     }
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        read: ReadStream,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
         dispatch!(self, s => s.read_stream(stream, read).await)
     }
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -69,12 +63,17 @@ impl EventStore for AnyStore {
     ) -> Result<Option<Snapshot>, StoreError> {
         dispatch!(self, s => s.load_snapshot(stream, at_or_before).await)
     }
-    async fn list_streams(
-        &self,
-        after: Option<&StreamId>,
-        limit: usize,
-    ) -> Result<Vec<StreamInfo>, StoreError> {
+    async fn list_streams(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<StreamInfo>, StoreError> {
         dispatch!(self, s => s.list_streams(after, limit).await)
+    }
+    async fn read_from_snapshot(
+        &self,
+        stream: &StreamId,
+        schema_version: u32,
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        dispatch!(self, s => s.read_from_snapshot(stream, schema_version, until, limit).await)
     }
     async fn head_position(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.head_position().await)

@@ -4,8 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use annals::{
-    EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, RecordedEvent, Repository,
-    SnapshotPolicy, StreamId,
+    EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, RecordedEvent, Repository, SnapshotPolicy, StreamId,
 };
 use anyhow::{Context, bail};
 use ftgo::order::Order;
@@ -15,19 +14,12 @@ use crate::backend::AnyStore;
 use crate::output::{event_line, print_events, stream_json, time};
 
 /// Lists streams.
-pub async fn streams(
-    store: &AnyStore,
-    stream_type: Option<&str>,
-    json: bool,
-) -> anyhow::Result<()> {
+pub async fn streams(store: &AnyStore, stream_type: Option<&str>, json: bool) -> anyhow::Result<()> {
     let mut after: Option<StreamId> = None;
     let mut count = 0;
     loop {
         let page = store.list_streams(after.as_ref(), 1000).await?;
-        for s in page
-            .iter()
-            .filter(|s| stream_type.is_none_or(|t| t == s.stream_type))
-        {
+        for s in page.iter().filter(|s| stream_type.is_none_or(|t| t == s.stream_type)) {
             count += 1;
             if json {
                 println!("{}", stream_json(s));
@@ -73,10 +65,7 @@ pub async fn history(
 ) -> anyhow::Result<()> {
     let id = StreamId::new(stream)?;
     let at_time = at_time
-        .map(|t| {
-            humantime::parse_rfc3339_weak(t)
-                .with_context(|| format!("--at-time {t:?} is not an RFC 3339 time"))
-        })
+        .map(|t| humantime::parse_rfc3339_weak(t).with_context(|| format!("--at-time {t:?} is not an RFC 3339 time")))
         .transpose()?;
     let all = store.read_stream(&id, ReadStream::all()).await?;
     let Some(first) = all.first() else {
@@ -86,9 +75,7 @@ pub async fn history(
     let current = all.last().map_or(0, |e| e.version);
     let events: Vec<RecordedEvent> = all
         .into_iter()
-        .take_while(|e| {
-            at_version.is_none_or(|v| e.version <= v) && at_time.is_none_or(|t| e.recorded_at <= t)
-        })
+        .take_while(|e| at_version.is_none_or(|v| e.version <= v) && at_time.is_none_or(|t| e.recorded_at <= t))
         .collect();
     let (state, how) = if stream_type == <Order as annals::Aggregate>::STREAM_TYPE {
         // The domain aggregate, loaded the way the service loads it (snapshots included).
@@ -131,13 +118,7 @@ pub async fn history(
 }
 
 /// Prints the global log from `from`, and follows it if asked.
-pub async fn events(
-    store: &AnyStore,
-    from: u64,
-    limit: Option<usize>,
-    follow: bool,
-    json: bool,
-) -> anyhow::Result<()> {
+pub async fn events(store: &AnyStore, from: u64, limit: Option<usize>, follow: bool, json: bool) -> anyhow::Result<()> {
     let mut after = from.saturating_sub(1);
     let mut left = if follow {
         usize::MAX
@@ -176,9 +157,10 @@ fn parse_expected(s: &str) -> anyhow::Result<ExpectedVersion> {
         "any" => ExpectedVersion::Any,
         "no-stream" => ExpectedVersion::NoStream,
         "exists" => ExpectedVersion::StreamExists,
-        n => ExpectedVersion::Exact(n.parse().with_context(|| {
-            format!("--expected-version {n:?}: use a number, any, no-stream or exists")
-        })?),
+        n => ExpectedVersion::Exact(
+            n.parse()
+                .with_context(|| format!("--expected-version {n:?}: use a number, any, no-stream or exists"))?,
+        ),
     })
 }
 
@@ -188,20 +170,11 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
     let expected = parse_expected(&args.expected_version)?;
     let stream_type = match args.stream_type {
         Some(t) => t,
-        None => match store
-            .read_stream(&id, ReadStream::all().limit(1))
-            .await?
-            .first()
-        {
+        None => match store.read_stream(&id, ReadStream::all().limit(1)).await?.first() {
             Some(e) => e.stream_type.clone(),
             None => match args.stream.split_once('-') {
-                Some((prefix, _)) if annals::ids::type_name_problem(prefix).is_none() => {
-                    prefix.to_owned()
-                }
-                _ => bail!(
-                    "stream `{}` is new: say its type with --stream-type",
-                    args.stream
-                ),
+                Some((prefix, _)) if annals::ids::type_name_problem(prefix).is_none() => prefix.to_owned(),
+                _ => bail!("stream `{}` is new: say its type with --stream-type", args.stream),
             },
         },
     };
@@ -214,9 +187,7 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
         .map_err(|e| anyhow::anyhow!("--data is not valid JSON: {e}"))?
         .with_metadata(metadata);
     let event_id = event.event_id;
-    let out = store
-        .append_to_stream(id, &stream_type, expected, vec![event])
-        .await?;
+    let out = store.append_to_stream(id, &stream_type, expected, vec![event]).await?;
     if json {
         println!(
             "{}",

@@ -1,9 +1,6 @@
 //! `annals demo`: an FTGO order's life on the embedded store, printed step by step.
 
-use annals::{
-    EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, SnapshotPolicy,
-    StreamId,
-};
+use annals::{EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, SnapshotPolicy, StreamId};
 use ftgo::order::{LineItem, Order, OrderCommand, OrderEvent};
 
 use crate::backend::AnyStore;
@@ -15,8 +12,7 @@ fn euros(cents: i64) -> String {
 
 /// Runs the demo against `store` (opened from `db`).
 pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
-    let repo =
-        Repository::<Order, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(4));
+    let repo = Repository::<Order, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(4));
     let short = uuid::Uuid::now_v7().simple().to_string();
     let id = StreamId::new(format!("order-{}", &short[short.len() - 8..]))?;
     let head_before = store.head_position().await?;
@@ -84,17 +80,12 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
         .with_schema_version(schema_version)
         .with_metadata(Metadata::by("support-clerk-2"));
     match store
-        .append_to_stream(
-            id.clone(),
-            "Order",
-            ExpectedVersion::Exact(stale),
-            vec![late],
-        )
+        .append_to_stream(id.clone(), "Order", ExpectedVersion::Exact(stale), vec![late])
         .await
     {
-        Err(e) if e.is_conflict() => println!(
-            "4. two clerks edit at once: support-clerk-1 wins; support-clerk-2 is refused:\n   {e}"
-        ),
+        Err(e) if e.is_conflict() => {
+            println!("4. two clerks edit at once: support-clerk-1 wins; support-clerk-2 is refused:\n   {e}")
+        }
         other => anyhow::bail!("the demo expected a conflict, got {other:?}"),
     }
 

@@ -110,19 +110,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = backend::AnyStore::open(&cli.db).await?;
     match cli.command {
         Command::Demo => demo::run(store, &cli.db).await,
-        Command::Streams { stream_type } => {
-            commands::streams(&store, stream_type.as_deref(), cli.json).await
-        }
+        Command::Streams { stream_type } => commands::streams(&store, stream_type.as_deref(), cli.json).await,
         Command::History {
             stream,
             at_version,
             at_time,
         } => commands::history(&store, &stream, at_version, at_time.as_deref(), cli.json).await,
-        Command::Events {
-            from,
-            limit,
-            follow,
-        } => commands::events(&store, from, limit, follow, cli.json).await,
+        Command::Events { from, limit, follow } => commands::events(&store, from, limit, follow, cli.json).await,
         Command::Append {
             stream,
             event_type,

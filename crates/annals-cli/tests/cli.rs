@@ -30,11 +30,7 @@ fn demo_creates_the_database_and_tells_the_story() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("annals.db");
     let out = annals(&db, &["demo"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
     for needle in [
         "creates order-",
@@ -45,10 +41,7 @@ fn demo_creates_the_database_and_tells_the_story() {
         "rejected command",
         "time travel",
     ] {
-        assert!(
-            text.contains(needle),
-            "demo output lacks {needle:?}:\n{text}"
-        );
+        assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
     }
     assert!(db.exists());
     let streams = json_lines(&annals(&db, &["streams", "--json"]));
@@ -64,21 +57,8 @@ fn demo_creates_the_database_and_tells_the_story() {
     assert_eq!(then["current_version"], 5);
     assert_eq!(then["events"].as_array().unwrap().len(), 2);
     let now = annals(&db, &["history", &id]);
-    assert!(
-        stdout(&now).contains("\"state\": \"CANCELLED\""),
-        "{}",
-        stdout(&now)
-    );
-    let before = annals(
-        &db,
-        &[
-            "history",
-            &id,
-            "--at-time",
-            "2000-01-01T00:00:00Z",
-            "--json",
-        ],
-    );
+    assert!(stdout(&now).contains("\"state\": \"CANCELLED\""), "{}", stdout(&now));
+    let before = annals(&db, &["history", &id, "--at-time", "2000-01-01T00:00:00Z", "--json"]);
     let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
     assert_eq!(before["version"], 0);
     assert_eq!(before["state"]["state"], "NEW");
@@ -112,11 +92,7 @@ fn append_checks_versions_and_refuses_bad_input() {
             "no-stream",
         ],
     );
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let conflict = annals(
         &db,
         &[
@@ -133,9 +109,7 @@ fn append_checks_versions_and_refuses_bad_input() {
     assert_eq!(conflict.status.code(), Some(2), "a conflict exits with 2");
     let err = String::from_utf8_lossy(&conflict.stderr);
     assert!(
-        err.contains("note-1")
-            && err.contains("expected no stream")
-            && err.contains("actual version 1"),
+        err.contains("note-1") && err.contains("expected no stream") && err.contains("actual version 1"),
         "{err}"
     );
     let second = annals(
@@ -180,10 +154,7 @@ fn append_checks_versions_and_refuses_bad_input() {
             ],
             "--expected-version",
         ),
-        (
-            vec!["append", "lonely", "--type", "X", "--data", "{}"],
-            "--stream-type",
-        ),
+        (vec!["append", "lonely", "--type", "X", "--data", "{}"], "--stream-type"),
     ] {
         let out = annals(&db, &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -211,19 +182,9 @@ fn events_follow_streams_appends_from_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("f.db");
     assert!(
-        annals(
-            &db,
-            &[
-                "append",
-                "tick-1",
-                "--type",
-                "Ticked",
-                "--data",
-                r#"{"n":1}"#
-            ]
-        )
-        .status
-        .success()
+        annals(&db, &["append", "tick-1", "--type", "Ticked", "--data", r#"{"n":1}"#])
+            .status
+            .success()
     );
     let mut follower = Command::new(env!("CARGO_BIN_EXE_annals"))
         .arg("--db")
@@ -241,9 +202,7 @@ fn events_follow_streams_appends_from_another_process() {
             }
         }
     });
-    let first = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the existing event");
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("the existing event");
     assert!(first.contains("\"n\":1"), "{first}");
     for n in 2..=3 {
         assert!(

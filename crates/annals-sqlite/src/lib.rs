@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use annals::event::from_micros;
 use annals::{
-    AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError,
-    StreamAppend, StreamId, StreamInfo,
+    AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
+    StreamInfo,
 };
 use read::{EVENT_COLUMNS, ReaderPool, query_events};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -103,22 +103,18 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the store at `path`; applies pending migrations.
-    pub async fn open_with(
-        path: impl AsRef<Path>,
-        options: SqliteOptions,
-    ) -> Result<Self, StoreError> {
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
-        let (conn, head) =
-            tokio::task::spawn_blocking(move || open_writer(&p, &options).map(|c| (c, options)))
-                .await
-                .map_err(StoreError::backend)?
-                .map_err(StoreError::backend)
-                .and_then(|(mut conn, options)| {
-                    schema::migrate(&mut conn).map_err(StoreError::backend)?;
-                    let head = read_head(&conn)?;
-                    Ok(((conn, options), head))
-                })?;
+        let (conn, head) = tokio::task::spawn_blocking(move || open_writer(&p, &options).map(|c| (c, options)))
+            .await
+            .map_err(StoreError::backend)?
+            .map_err(StoreError::backend)
+            .and_then(|(mut conn, options)| {
+                schema::migrate(&mut conn).map_err(StoreError::backend)?;
+                let head = read_head(&conn)?;
+                Ok(((conn, options), head))
+            })?;
         let (conn, options) = conn;
         let (tx, rx) = mpsc::channel();
         let head = watch::Sender::new(head);
@@ -175,6 +171,48 @@ fn read_head(conn: &Connection) -> Result<u64, StoreError> {
         .map_err(StoreError::backend)
 }
 
+/// The newest snapshot of a stream at or before `until`, of `schema_version` if given.
+fn snapshot_query(
+    conn: &Connection,
+    stream_id: StreamId,
+    schema_version: Option<u32>,
+    until: Option<u64>,
+) -> Result<Option<Snapshot>, StoreError> {
+    let bound = i64::try_from(until.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
+    let row = conn
+        .prepare_cached(
+            "SELECT version, schema_version, state, taken_at FROM snapshots
+             WHERE stream_id = ?1 AND version <= ?2 AND (?3 IS NULL OR schema_version = ?3)
+             ORDER BY version DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![stream_id.as_str(), bound, schema_version], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(StoreError::backend)?;
+    let Some((version, schema_version, state, taken_at)) = row else {
+        return Ok(None);
+    };
+    // An unreadable snapshot is not fatal: the repository replays instead.
+    let Ok(state) = serde_json::value::RawValue::from_string(state) else {
+        return Ok(None);
+    };
+    Ok(Some(Snapshot {
+        stream_id,
+        version: version as u64,
+        schema_version: u32::try_from(schema_version).unwrap_or(u32::MAX),
+        state,
+        taken_at: from_micros(taken_at),
+    }))
+}
+
 /// How often a waiting reader checks for appends made by other processes.
 const CROSS_PROCESS_CHECK: Duration = Duration::from_millis(200);
 
@@ -191,11 +229,7 @@ impl EventStore for SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        read: ReadStream,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = stream.to_string();
         let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
         let from = i64::try_from(read.from).unwrap_or(i64::MAX);
@@ -217,7 +251,9 @@ impl EventStore for SqliteStore {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2"
+            );
             query_events(conn, &sql, params![after, limit])
         })
         .await
@@ -255,48 +291,41 @@ impl EventStore for SqliteStore {
         at_or_before: Option<u64>,
     ) -> Result<Option<Snapshot>, StoreError> {
         let stream_id = stream.clone();
-        let bound = i64::try_from(at_or_before.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
+        self.read(move |conn| snapshot_query(conn, stream_id, None, at_or_before))
+            .await
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &StreamId,
+        schema_version: u32,
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        let stream_id = stream.clone();
         self.read(move |conn| {
-            let row = conn
-                .prepare_cached(
-                    "SELECT version, schema_version, state, taken_at FROM snapshots
-                     WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT 1",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![stream_id.as_str(), bound], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, i64>(3)?,
-                        ))
-                    })
-                    .optional()
-                })
-                .map_err(StoreError::backend)?;
-            let Some((version, schema_version, state, taken_at)) = row else {
-                return Ok(None);
+            let snapshot = snapshot_query(conn, stream_id.clone(), Some(schema_version), until)?;
+            let from = snapshot.as_ref().map_or(1, |s| s.version + 1);
+            let limit = until.map_or(limit, |u| {
+                usize::try_from(u.saturating_sub(from - 1))
+                    .unwrap_or(usize::MAX)
+                    .min(limit)
+            });
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+            );
+            let events = if limit == 0 {
+                Vec::new()
+            } else {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                query_events(conn, &sql, params![stream_id.as_str(), from as i64, limit])?
             };
-            // An unreadable snapshot is not fatal: the repository replays instead.
-            let Ok(state) = serde_json::value::RawValue::from_string(state) else {
-                return Ok(None);
-            };
-            Ok(Some(Snapshot {
-                stream_id,
-                version: version as u64,
-                schema_version: u32::try_from(schema_version).unwrap_or(u32::MAX),
-                state,
-                taken_at: from_micros(taken_at),
-            }))
+            Ok((snapshot, events))
         })
         .await
     }
 
-    async fn list_streams(
-        &self,
-        after: Option<&StreamId>,
-        limit: usize,
-    ) -> Result<Vec<StreamInfo>, StoreError> {
+    async fn list_streams(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<StreamInfo>, StoreError> {
         let after = after.map(|a| a.to_string()).unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
@@ -340,3 +369,8 @@ impl EventStore for SqliteStore {
         self.db_head().await
     }
 }
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExample;

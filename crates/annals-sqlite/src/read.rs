@@ -28,19 +28,14 @@ impl ReaderPool {
     }
 
     /// Runs `f` with a read connection.
-    pub(crate) fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = self.idle.lock().map_err(|_| StoreError::Closed)?.pop();
         let conn = match conn {
             Some(c) => c,
             None => {
                 let c = Connection::open_with_flags(
                     &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_URI,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )
                 .map_err(StoreError::backend)?;
                 c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
@@ -77,9 +72,7 @@ pub(crate) fn decode_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
     };
     let stream_id = StreamId::new(stream.clone()).map_err(|_| corrupt("invalid stream id"))?;
     let event_id = match row.get_ref(4).map_err(b)? {
-        ValueRef::Blob(bytes) => {
-            uuid::Uuid::from_slice(bytes).map_err(|_| corrupt("event id is not 16 bytes"))?
-        }
+        ValueRef::Blob(bytes) => uuid::Uuid::from_slice(bytes).map_err(|_| corrupt("event id is not 16 bytes"))?,
         _ => return Err(corrupt("event id is not a blob")),
     };
     let payload = text(row, 7)
@@ -99,8 +92,7 @@ pub(crate) fn decode_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         event_type: text(row, 5)
             .map_err(b)?
             .ok_or_else(|| corrupt("event type is not text"))?,
-        schema_version: u32::try_from(schema_version)
-            .map_err(|_| corrupt("schema version out of range"))?,
+        schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schema version out of range"))?,
         metadata: parse_stored_metadata(&stream, version, &metadata)?,
         payload: parse_stored_payload(&stream, version, payload)?,
         recorded_at: from_micros(row.get(9).map_err(b)?),

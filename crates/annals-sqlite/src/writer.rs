@@ -19,12 +19,7 @@ pub(crate) struct Job {
 }
 
 /// Runs until every sender is dropped.
-pub(crate) fn run(
-    mut conn: Connection,
-    jobs: mpsc::Receiver<Job>,
-    head: watch::Sender<u64>,
-    max_group: usize,
-) {
+pub(crate) fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, head: watch::Sender<u64>, max_group: usize) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < max_group {
@@ -45,10 +40,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64
         Err(e) => {
             let msg = e.to_string();
             let _ = conn.execute_batch("ROLLBACK");
-            group
-                .iter()
-                .map(|_| Err(StoreError::backend(msg.clone())))
-                .collect()
+            group.iter().map(|_| Err(StoreError::backend(msg.clone()))).collect()
         }
     };
     if let Some(max) = results
@@ -101,10 +93,7 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<Results
 }
 
 /// Writes one append inside the open transaction; `Ok(Err(..))` is a refusal (roll it back).
-fn write_append(
-    conn: &Connection,
-    appends: &[StreamAppend],
-) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
+fn write_append(conn: &Connection, appends: &[StreamAppend]) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
     let now = to_micros(SystemTime::now());
     let mut streams = Vec::with_capacity(appends.len());
     for a in appends {
@@ -117,24 +106,18 @@ fn write_append(
 }
 
 fn stored_at(conn: &Connection, id: &uuid::Uuid) -> rusqlite::Result<Option<StoredAt>> {
-    conn.prepare_cached(
-        "SELECT stream_id, version, global_position FROM events WHERE event_id = ?1",
-    )?
-    .query_row([&id.as_bytes()[..]], |r| {
-        Ok(StoredAt {
-            stream_id: r.get(0)?,
-            version: r.get::<_, i64>(1)? as u64,
-            global_position: r.get::<_, i64>(2)? as u64,
+    conn.prepare_cached("SELECT stream_id, version, global_position FROM events WHERE event_id = ?1")?
+        .query_row([&id.as_bytes()[..]], |r| {
+            Ok(StoredAt {
+                stream_id: r.get(0)?,
+                version: r.get::<_, i64>(1)? as u64,
+                global_position: r.get::<_, i64>(2)? as u64,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
-fn write_stream(
-    conn: &Connection,
-    a: &StreamAppend,
-    now: i64,
-) -> rusqlite::Result<Result<StreamAppended, StoreError>> {
+fn write_stream(conn: &Connection, a: &StreamAppend, now: i64) -> rusqlite::Result<Result<StreamAppended, StoreError>> {
     // Idempotency: a retry's first id is stored. Checking the first id costs one index probe; any
     // other stored id surfaces as a unique-key violation below.
     if stored_at(conn, &a.events[0].event_id)?.is_some() {
@@ -178,16 +161,12 @@ fn write_stream(
         ]);
         match inserted {
             Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
                 let at = stored_at(conn, &e.event_id)?;
                 return Ok(Err(StoreError::DuplicateEventId {
                     event_id: e.event_id,
                     stream: a.stream_id.to_string(),
-                    stored_stream: at
-                        .as_ref()
-                        .map_or_else(String::new, |s| s.stream_id.clone()),
+                    stored_stream: at.as_ref().map_or_else(String::new, |s| s.stream_id.clone()),
                     stored_version: at.map_or(0, |s| s.version),
                 }));
             }

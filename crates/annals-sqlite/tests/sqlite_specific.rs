@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use annals::testkit::fixtures::{Tally, TallyCommand};
 use annals::{
-    DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, Repository,
-    RepositoryError, StoreError, StreamId,
+    DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, Repository, RepositoryError, StoreError,
+    StreamId,
 };
 use annals_sqlite::SqliteStore;
 use serde_json::json;
@@ -41,9 +41,7 @@ async fn events_survive_reopen_and_migrations_run_once() {
         .query_row("SELECT COUNT(*) FROM annals_migrations", [], |r| r.get(0))
         .unwrap();
     assert_eq!(applied as usize, annals_sqlite::schema::MIGRATIONS.len());
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -53,13 +51,9 @@ async fn a_corrupt_row_is_an_error_naming_stream_and_version() {
     let path = dir.path().join("c.db");
     let store = SqliteStore::open(&path).await.unwrap();
     let repo = Repository::<Tally, _>::new(store.clone());
-    repo.execute(
-        &sid("t-bad"),
-        &TallyCommand::AddMany(vec![1, 2]),
-        &Metadata::default(),
-    )
-    .await
-    .unwrap();
+    repo.execute(&sid("t-bad"), &TallyCommand::AddMany(vec![1, 2]), &Metadata::default())
+        .await
+        .unwrap();
 
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute(
@@ -67,52 +61,31 @@ async fn a_corrupt_row_is_an_error_naming_stream_and_version() {
         [],
     )
     .unwrap();
-    let err = store
-        .read_stream(&sid("t-bad"), ReadStream::all())
-        .await
-        .unwrap_err();
+    let err = store.read_stream(&sid("t-bad"), ReadStream::all()).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Corrupt { stream, version: 2, .. } if stream == "t-bad"),
         "{err:?}"
     );
     assert!(err.to_string().contains("t-bad") && err.to_string().contains("version 2"));
     let err = store.read_all(0, 10).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::Corrupt { version: 2, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
     let err = repo.load(&sid("t-bad")).await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            RepositoryError::Store(StoreError::Corrupt { version: 2, .. })
-        ),
+        matches!(err, RepositoryError::Store(StoreError::Corrupt { version: 2, .. })),
         "{err:?}"
     );
 
     raw.execute("UPDATE events SET payload = x'ff00' WHERE version = 2", [])
         .unwrap();
-    let err = store
-        .read_stream(&sid("t-bad"), ReadStream::all())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Corrupt { version: 2, .. }),
-        "{err:?}"
-    );
+    let err = store.read_stream(&sid("t-bad"), ReadStream::all()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
     raw.execute(
         "UPDATE events SET payload = '{\"amount\": 2}', metadata = 'nope' WHERE version = 2",
         [],
     )
     .unwrap();
-    let err = store
-        .read_stream(&sid("t-bad"), ReadStream::all())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Corrupt { version: 2, .. }),
-        "{err:?}"
-    );
+    let err = store.read_stream(&sid("t-bad"), ReadStream::all()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
     raw.execute(
         "UPDATE events SET metadata = '{}', event_type = 'Gone' WHERE version = 2",
         [],
@@ -191,11 +164,7 @@ async fn two_handles_on_one_file_share_the_log_and_wake_each_other() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        waiter.await.unwrap(),
-        1,
-        "a handle notices another handle's append"
-    );
+    assert_eq!(waiter.await.unwrap(), 1, "a handle notices another handle's append");
     // Both write; optimistic locking holds across handles.
     let mut tasks = Vec::new();
     for store in [a.clone(), b.clone()] {
@@ -225,10 +194,5 @@ async fn two_handles_on_one_file_share_the_log_and_wake_each_other() {
     }
     let events = Arc::new(a.read_stream(&sid("x"), ReadStream::all()).await.unwrap());
     assert_eq!(events.len() as u64, 1 + total);
-    assert!(
-        events
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.version == i as u64 + 1)
-    );
+    assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1));
 }

@@ -70,9 +70,7 @@ pub enum StoreError {
         stream: String,
     },
     /// An event whose payload and metadata together exceed the size limit.
-    #[error(
-        "event `{event_type}` for stream `{stream}` is {size} bytes, over the limit of {limit} bytes"
-    )]
+    #[error("event `{event_type}` for stream `{stream}` is {size} bytes, over the limit of {limit} bytes")]
     EventTooLarge {
         /// The stream appended to.
         stream: String,
@@ -130,9 +128,7 @@ pub enum StoreError {
         reason: String,
     },
     /// An upcaster refused or failed on a stored event.
-    #[error(
-        "upcasting `{event_type}` v{schema_version} in stream `{stream}` at version {version} failed: {reason}"
-    )]
+    #[error("upcasting `{event_type}` v{schema_version} in stream `{stream}` at version {version} failed: {reason}")]
     UpcastFailed {
         /// The stream.
         stream: String,
@@ -196,9 +192,7 @@ pub enum DecodeError {
         expected: u32,
     },
     /// The payload does not match the event type's shape.
-    #[error(
-        "event `{event_type}` in stream `{stream}` at version {version} does not decode: {reason}"
-    )]
+    #[error("event `{event_type}` in stream `{stream}` at version {version} does not decode: {reason}")]
     Payload {
         /// The stream.
         stream: String,
@@ -219,9 +213,7 @@ pub enum EncodeError {
     #[error("cannot encode to JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// The event type does not serialize as an externally tagged enum variant.
-    #[error(
-        "a domain event must serialize as an externally tagged enum variant (`{{\"Type\": {{..}}}}`), got: {0}"
-    )]
+    #[error("a domain event must serialize as an externally tagged enum variant (`{{\"Type\": {{..}}}}`), got: {0}")]
     NotAVariant(String),
 }
 

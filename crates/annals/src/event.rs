@@ -84,22 +84,17 @@ impl NewEvent {
     }
 
     /// An event whose payload is JSON text; malformed JSON is a [`StoreError::MalformedPayload`].
-    pub fn from_json(
-        event_type: impl Into<String>,
-        json: impl Into<String>,
-    ) -> Result<Self, StoreError> {
-        let payload =
-            RawValue::from_string(json.into()).map_err(|e| StoreError::MalformedPayload {
-                stream: String::new(),
-                reason: e.to_string(),
-            })?;
+    pub fn from_json(event_type: impl Into<String>, json: impl Into<String>) -> Result<Self, StoreError> {
+        let payload = RawValue::from_string(json.into()).map_err(|e| StoreError::MalformedPayload {
+            stream: String::new(),
+            reason: e.to_string(),
+        })?;
         Ok(Self::new(event_type, payload))
     }
 
     /// An event whose payload is a JSON value.
     pub fn from_value(event_type: impl Into<String>, value: &serde_json::Value) -> Self {
-        let payload =
-            serde_json::value::to_raw_value(value).expect("a JSON value always serializes");
+        let payload = serde_json::value::to_raw_value(value).expect("a JSON value always serializes");
         Self::new(event_type, payload)
     }
 
@@ -172,9 +167,7 @@ impl RecordedEvent {
 
 /// Microseconds since the Unix epoch, the stored form of timestamps.
 pub fn to_micros(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// The inverse of [`to_micros`].
@@ -183,11 +176,7 @@ pub fn from_micros(us: i64) -> SystemTime {
 }
 
 /// Parses stored text into a payload, naming the row if it is not valid JSON.
-pub fn parse_stored_payload(
-    stream: &str,
-    version: u64,
-    text: String,
-) -> Result<Box<RawValue>, StoreError> {
+pub fn parse_stored_payload(stream: &str, version: u64, text: String) -> Result<Box<RawValue>, StoreError> {
     RawValue::from_string(text).map_err(|e| StoreError::Corrupt {
         stream: stream.to_owned(),
         version,
@@ -196,11 +185,7 @@ pub fn parse_stored_payload(
 }
 
 /// Parses stored metadata text, naming the row if it is not valid.
-pub fn parse_stored_metadata(
-    stream: &str,
-    version: u64,
-    text: &str,
-) -> Result<Metadata, StoreError> {
+pub fn parse_stored_metadata(stream: &str, version: u64, text: &str) -> Result<Metadata, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         stream: stream.to_owned(),
         version,

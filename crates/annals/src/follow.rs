@@ -38,10 +38,7 @@ impl<S: EventStore> GlobalLogReader<S> {
     }
 
     /// The next batch of events, waiting up to `timeout` for one; empty if none came.
-    pub async fn next_batch(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    pub async fn next_batch(&mut self, timeout: Duration) -> Result<Vec<RecordedEvent>, StoreError> {
         let events = self.store.read_all(self.position, self.batch).await?;
         let events = if events.is_empty() && !timeout.is_zero() {
             self.store.wait_for_new(self.position, timeout).await?;

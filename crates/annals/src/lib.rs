@@ -67,8 +67,8 @@ pub use ids::{ExpectedVersion, StreamId};
 pub use memory::MemoryStore;
 pub use repository::{Executed, Loaded, Repository, SnapshotPolicy};
 pub use store::{
-    AppendOutcome, Direction, EventStore, MAX_EVENT_BYTES, NewSnapshot, ReadStream, Snapshot,
-    StreamAppend, StreamAppended, StreamInfo,
+    AppendOutcome, Direction, EventStore, MAX_EVENT_BYTES, NewSnapshot, ReadStream, Snapshot, StreamAppend,
+    StreamAppended, StreamInfo,
 };
 pub use typed::{DomainEvent, decode, encode};
 pub use upcast::{Upcasters, Upcasting};

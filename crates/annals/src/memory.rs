@@ -13,8 +13,8 @@ use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::ids::StreamId;
 use crate::store::{
-    AppendOutcome, Direction, EventStore, ReadStream, Snapshot, StoredAt, StreamAppend,
-    StreamAppended, StreamInfo, check_stream, resolve_retry, validate_append,
+    AppendOutcome, Direction, EventStore, ReadStream, Snapshot, StoredAt, StreamAppend, StreamAppended, StreamInfo,
+    check_stream, resolve_retry, validate_append,
 };
 
 struct StreamState {
@@ -112,14 +112,11 @@ impl MemoryStore {
                 indexes.push(index);
             }
             let last_version = version + indexes.len() as u64;
-            let stream = inner
-                .streams
-                .entry(a.stream_id.clone())
-                .or_insert_with(|| StreamState {
-                    stream_type: a.stream_type.clone(),
-                    positions: Vec::new(),
-                    updated_at: now,
-                });
+            let stream = inner.streams.entry(a.stream_id.clone()).or_insert_with(|| StreamState {
+                stream_type: a.stream_type.clone(),
+                positions: Vec::new(),
+                updated_at: now,
+            });
             stream.positions.extend(indexes);
             stream.updated_at = now;
             if let Some(s) = a.snapshot {
@@ -151,11 +148,7 @@ impl MemoryStore {
         Ok(AppendOutcome { streams: outcome })
     }
 
-    fn read_stream_now(
-        &self,
-        stream: &StreamId,
-        read: ReadStream,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    fn read_stream_now(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
         let Some(s) = inner.streams.get(stream) else {
             return Ok(Vec::new());
@@ -163,15 +156,8 @@ impl MemoryStore {
         let len = s.positions.len() as u64;
         let pick = |v: u64| inner.log[s.positions[(v - 1) as usize]].clone();
         Ok(match read.direction {
-            Direction::Forwards => (read.from.max(1)..=len)
-                .take(read.limit)
-                .map(pick)
-                .collect(),
-            Direction::Backwards => (1..=read.from.min(len))
-                .rev()
-                .take(read.limit)
-                .map(pick)
-                .collect(),
+            Direction::Forwards => (read.from.max(1)..=len).take(read.limit).map(pick).collect(),
+            Direction::Backwards => (1..=read.from.min(len)).rev().take(read.limit).map(pick).collect(),
         })
     }
 }
@@ -181,19 +167,13 @@ impl EventStore for MemoryStore {
         self.append_now(appends)
     }
 
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        read: ReadStream,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_stream_now(stream, read)
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
-        let start = usize::try_from(after)
-            .unwrap_or(usize::MAX)
-            .min(inner.log.len());
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
         Ok(inner.log[start..].iter().take(limit).cloned().collect())
     }
 
@@ -220,11 +200,7 @@ impl EventStore for MemoryStore {
             .map(|(_, s)| s.clone()))
     }
 
-    async fn list_streams(
-        &self,
-        after: Option<&StreamId>,
-        limit: usize,
-    ) -> Result<Vec<StreamInfo>, StoreError> {
+    async fn list_streams(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<StreamInfo>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
         let range = match after {
             Some(a) => inner

@@ -111,20 +111,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Time travel: the state as it was at `version` (or the current one if the stream is shorter).
-    pub async fn load_at_version(
-        &self,
-        id: &StreamId,
-        version: u64,
-    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    pub async fn load_at_version(&self, id: &StreamId, version: u64) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         self.load_until(id, Some(version)).await
     }
 
     /// Time travel: the state as it was at time `at` (events recorded at or before it).
-    pub async fn load_at_time(
-        &self,
-        id: &StreamId,
-        at: SystemTime,
-    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    pub async fn load_at_time(&self, id: &StreamId, at: SystemTime) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let mut loaded = Loaded {
             state: A::default(),
             version: 0,
@@ -151,51 +143,54 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    async fn load_until(
-        &self,
-        id: &StreamId,
-        until: Option<u64>,
-    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    async fn load_until(&self, id: &StreamId, until: Option<u64>) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let mut loaded = Loaded {
             state: A::default(),
             version: 0,
             from_snapshot: None,
         };
-        if let Some(snaps) = &self.snapshots
-            && let Some(snap) = self.store.load_snapshot(id, until).await?
-            && snap.schema_version == A::SNAPSHOT_VERSION
-        {
-            match (snaps.decode)(snap.state.get()) {
-                Ok(state) => {
+        let limit = until.unwrap_or(u64::MAX);
+        // The first page comes with the snapshot when snapshots are on (one round trip).
+        let mut page = None;
+        if let Some(snaps) = &self.snapshots {
+            let (snapshot, events) = self
+                .store
+                .read_from_snapshot(id, A::SNAPSHOT_VERSION, until, PAGE)
+                .await?;
+            match snapshot.map(|s| ((snaps.decode)(s.state.get()), s.version)) {
+                Some((Ok(state), version)) => {
                     loaded = Loaded {
                         state,
-                        version: snap.version,
-                        from_snapshot: Some(snap.version),
+                        version,
+                        from_snapshot: Some(version),
                     };
+                    page = Some(events);
                 }
-                Err(e) => {
-                    tracing::warn!(stream = %id, version = snap.version, error = %e, "ignoring undecodable snapshot")
+                Some((Err(e), version)) => {
+                    tracing::warn!(stream = %id, version, error = %e, "ignoring an undecodable snapshot");
                 }
+                None => page = Some(events),
             }
         }
-        let limit = until.unwrap_or(u64::MAX);
-        while loaded.version < limit {
-            let want = usize::try_from(limit - loaded.version)
-                .unwrap_or(usize::MAX)
-                .min(PAGE);
-            let page = self
-                .store
-                .read_stream(id, ReadStream::from_version(loaded.version + 1).limit(want))
-                .await?;
-            for rec in &page {
+        loop {
+            let want = usize::try_from(limit - loaded.version).unwrap_or(usize::MAX).min(PAGE);
+            let batch = match page.take() {
+                Some(batch) => batch,
+                None if want > 0 => {
+                    self.store
+                        .read_stream(id, ReadStream::from_version(loaded.version + 1).limit(want))
+                        .await?
+                }
+                None => return Ok(loaded),
+            };
+            for rec in &batch {
                 loaded.state.apply(&decode::<A::Event>(rec)?);
                 loaded.version = rec.version;
             }
-            if page.len() < want {
-                break;
+            if want == 0 || batch.len() < want || loaded.version >= limit {
+                return Ok(loaded);
             }
         }
-        Ok(loaded)
     }
 
     /// Runs `command` against the aggregate `id`: load, handle, append with the loaded version
@@ -209,9 +204,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let Loaded {
-                mut state, version, ..
-            } = self.load(id).await?;
+            let Loaded { mut state, version, .. } = self.load(id).await?;
             let events = state.handle(command).map_err(RepositoryError::Rejected)?;
             if events.is_empty() {
                 return Ok(Executed {
@@ -276,10 +269,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         version: u64,
     ) -> Result<Vec<RecordedEvent>, RepositoryError<A::Error>> {
         let limit = usize::try_from(version).unwrap_or(usize::MAX);
-        Ok(self
-            .store
-            .read_stream(id, ReadStream::all().limit(limit))
-            .await?)
+        Ok(self.store.read_stream(id, ReadStream::all().limit(limit)).await?)
     }
 }
 

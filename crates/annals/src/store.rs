@@ -179,10 +179,7 @@ pub struct StreamInfo {
 /// event id (see DESIGN §1).
 pub trait EventStore: Send + Sync {
     /// Appends events to one or several streams atomically.
-    fn append(
-        &self,
-        appends: Vec<StreamAppend>,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+    fn append(&self, appends: Vec<StreamAppend>) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
 
     /// Reads events of one stream.
     fn read_stream(
@@ -192,19 +189,12 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
     /// Reads the global log: up to `limit` events with a position greater than `after`, in order.
-    fn read_all(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+    fn read_all(&self, after: u64, limit: usize)
+    -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
     /// Waits until an event with a position greater than `after` is committed, or `timeout`
     /// passes; returns the last committed position.
-    fn wait_for_new(
-        &self,
-        after: u64,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The newest snapshot of `stream`, or the newest at or before `at_or_before`.
     fn load_snapshot(
@@ -236,16 +226,45 @@ pub trait EventStore: Send + Sync {
     }
 
     /// The stream's last version, 0 if it does not exist.
-    fn stream_version(
-        &self,
-        stream: &StreamId,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+    fn stream_version(&self, stream: &StreamId) -> impl Future<Output = Result<u64, StoreError>> + Send {
         async move {
             Ok(self
                 .read_stream(stream, ReadStream::last(1))
                 .await?
                 .first()
                 .map_or(0, |e| e.version))
+        }
+    }
+
+    /// The newest snapshot of `stream` with `schema_version` (at or before `until`), and up to
+    /// `limit` events after it (or from version 1 without one), not past `until`.
+    ///
+    /// This is the repository's load in one call; backends override it to do it in one round trip.
+    fn read_from_snapshot(
+        &self,
+        stream: &StreamId,
+        schema_version: u32,
+        until: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError>> + Send {
+        async move {
+            let snapshot = self
+                .load_snapshot(stream, until)
+                .await?
+                .filter(|s| s.schema_version == schema_version);
+            let from = snapshot.as_ref().map_or(1, |s| s.version + 1);
+            let limit = until.map_or(limit, |u| {
+                usize::try_from(u.saturating_sub(from - 1))
+                    .unwrap_or(usize::MAX)
+                    .min(limit)
+            });
+            let events = if limit == 0 {
+                Vec::new()
+            } else {
+                self.read_stream(stream, ReadStream::from_version(from).limit(limit))
+                    .await?
+            };
+            Ok((snapshot, events))
         }
     }
 
@@ -256,10 +275,7 @@ pub trait EventStore: Send + Sync {
 }
 
 impl<S: EventStore + ?Sized> EventStore for Arc<S> {
-    fn append(
-        &self,
-        appends: Vec<StreamAppend>,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+    fn append(&self, appends: Vec<StreamAppend>) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
         (**self).append(appends)
     }
     fn read_stream(
@@ -276,11 +292,7 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
         (**self).read_all(after, limit)
     }
-    fn wait_for_new(
-        &self,
-        after: u64,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).wait_for_new(after, timeout)
     }
     fn load_snapshot(
@@ -297,6 +309,18 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
     ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send {
         (**self).list_streams(after, limit)
     }
+    fn read_from_snapshot(
+        &self,
+        stream: &StreamId,
+        schema_version: u32,
+        until: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError>> + Send {
+        (**self).read_from_snapshot(stream, schema_version, until, limit)
+    }
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).head_position()
+    }
 }
 
 /// Checks everything about an append that needs no database: names, sizes, emptiness, repeats.
@@ -304,9 +328,7 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 /// Backends call this before touching storage, so bad input never changes the store.
 pub fn validate_append(appends: &[StreamAppend]) -> Result<(), StoreError> {
     if appends.is_empty() {
-        return Err(StoreError::EmptyAppend {
-            stream: String::new(),
-        });
+        return Err(StoreError::EmptyAppend { stream: String::new() });
     }
     let mut streams = HashSet::with_capacity(appends.len());
     let mut ids: HashSet<Uuid> = HashSet::new();
@@ -374,10 +396,7 @@ pub struct StoredAt {
 /// idempotent retry of events already stored at the same positions (`Ok(Some(..))`), or an error.
 ///
 /// `found[i]` is where `append.events[i]`'s id is stored, if anywhere.
-pub fn resolve_retry(
-    append: &StreamAppend,
-    found: &[Option<StoredAt>],
-) -> Result<Option<StreamAppended>, StoreError> {
+pub fn resolve_retry(append: &StreamAppend, found: &[Option<StoredAt>]) -> Result<Option<StreamAppended>, StoreError> {
     if found.iter().all(Option::is_none) {
         return Ok(None);
     }
@@ -417,11 +436,7 @@ pub fn resolve_retry(
 }
 
 /// Checks a stream's current version and type against an append, before anything is written.
-pub fn check_stream(
-    append: &StreamAppend,
-    current_version: u64,
-    current_type: Option<&str>,
-) -> Result<(), StoreError> {
+pub fn check_stream(append: &StreamAppend, current_version: u64, current_type: Option<&str>) -> Result<(), StoreError> {
     if let Some(actual) = current_type
         && actual != append.stream_type
     {

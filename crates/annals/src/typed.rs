@@ -32,11 +32,7 @@ pub fn encode<E: DomainEvent>(event: &E) -> Result<(String, u32, Box<RawValue>),
         }
         serde_json::Value::String(event_type) => {
             let version = E::schema_version(&event_type);
-            Ok((
-                event_type,
-                version,
-                RawValue::from_string("null".to_owned())?,
-            ))
+            Ok((event_type, version, RawValue::from_string("null".to_owned())?))
         }
         other => Err(EncodeError::NotAVariant(other.to_string())),
     }

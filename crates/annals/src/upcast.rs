@@ -41,9 +41,7 @@ impl Upcasters {
         step: impl Fn(Value) -> Result<Value, String> + Send + Sync + 'static,
     ) -> Self {
         let ty = event_type.to_owned();
-        self.add_renaming(event_type, from_version, move |v| {
-            step(v).map(|v| (ty.clone(), v))
-        })
+        self.add_renaming(event_type, from_version, move |v| step(v).map(|v| (ty.clone(), v)))
     }
 
     /// Registers a step that may also rename the event type; the result has schema version
@@ -54,8 +52,7 @@ impl Upcasters {
         from_version: u32,
         step: impl Fn(Value) -> Result<(String, Value), String> + Send + Sync + 'static,
     ) -> Self {
-        self.steps
-            .insert((event_type.to_owned(), from_version), Arc::new(step));
+        self.steps.insert((event_type.to_owned(), from_version), Arc::new(step));
         self
     }
 
@@ -70,10 +67,7 @@ impl Upcasters {
             return Ok(event);
         }
         for _ in 0..MAX_STEPS {
-            let Some(step) = self
-                .steps
-                .get(&(event.event_type.clone(), event.schema_version))
-            else {
+            let Some(step) = self.steps.get(&(event.event_type.clone(), event.schema_version)) else {
                 return Ok(event);
             };
             let failed = |reason: String, e: &RecordedEvent| StoreError::UpcastFailed {
@@ -83,11 +77,9 @@ impl Upcasters {
                 schema_version: e.schema_version,
                 reason,
             };
-            let value: Value = serde_json::from_str(event.payload.get())
-                .map_err(|e| failed(e.to_string(), &event))?;
+            let value: Value = serde_json::from_str(event.payload.get()).map_err(|e| failed(e.to_string(), &event))?;
             let (new_type, new_value) = step(value).map_err(|r| failed(r, &event))?;
-            event.payload = serde_json::value::to_raw_value(&new_value)
-                .map_err(|e| failed(e.to_string(), &event))?;
+            event.payload = serde_json::value::to_raw_value(&new_value).map_err(|e| failed(e.to_string(), &event))?;
             event.event_type = new_type;
             event.schema_version += 1;
         }
@@ -131,32 +123,19 @@ impl<S> Upcasting<S> {
 }
 
 impl<S: EventStore> EventStore for Upcasting<S> {
-    fn append(
-        &self,
-        appends: Vec<StreamAppend>,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+    fn append(&self, appends: Vec<StreamAppend>) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
         self.inner.append(appends)
     }
 
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        read: ReadStream,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.upcasters
-            .upcast_all(self.inner.read_stream(stream, read).await?)
+    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.upcasters.upcast_all(self.inner.read_stream(stream, read).await?)
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.upcasters
-            .upcast_all(self.inner.read_all(after, limit).await?)
+        self.upcasters.upcast_all(self.inner.read_all(after, limit).await?)
     }
 
-    fn wait_for_new(
-        &self,
-        after: u64,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.inner.wait_for_new(after, timeout)
     }
 
@@ -174,5 +153,23 @@ impl<S: EventStore> EventStore for Upcasting<S> {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send {
         self.inner.list_streams(after, limit)
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &StreamId,
+        schema_version: u32,
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        let (snapshot, events) = self
+            .inner
+            .read_from_snapshot(stream, schema_version, until, limit)
+            .await?;
+        Ok((snapshot, self.upcasters.upcast_all(events)?))
+    }
+
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.inner.head_position()
     }
 }

@@ -33,10 +33,7 @@ impl LineItem {
 
 /// Sum of `quantity × price` over the lines, in cents.
 pub fn total_cents(items: &[LineItem]) -> i64 {
-    items
-        .iter()
-        .map(|i| i64::from(i.quantity) * i.price_cents)
-        .sum()
+    items.iter().map(|i| i64::from(i.quantity) * i.price_cents).sum()
 }
 
 /// Where an order is in its life.
@@ -228,9 +225,7 @@ impl Aggregate for Order {
             (_, New) => Err(OrderError::NotFound),
             (OrderCommand::Approve, ApprovalPending) => Ok(vec![OrderEvent::OrderApproved]),
             (OrderCommand::Reject { reason }, ApprovalPending) => {
-                Ok(vec![OrderEvent::OrderRejected {
-                    reason: reason.clone(),
-                }])
+                Ok(vec![OrderEvent::OrderRejected { reason: reason.clone() }])
             }
             (OrderCommand::Revise { line_items }, ApprovalPending | Approved) => {
                 let total_cents = check_lines(line_items)?;
@@ -240,9 +235,7 @@ impl Aggregate for Order {
                 }])
             }
             (OrderCommand::Cancel { reason }, ApprovalPending | Approved) => {
-                Ok(vec![OrderEvent::OrderCancelled {
-                    reason: reason.clone(),
-                }])
+                Ok(vec![OrderEvent::OrderCancelled { reason: reason.clone() }])
             }
             _ => Err(invalid()),
         }

@@ -78,9 +78,7 @@ fn commands_out_of_order_are_refused() {
         .when(OrderCommand::Approve)
         .then_error(|e| *e == OrderError::NotFound);
     given::<Order>([created(), OrderEvent::OrderCancelled { reason: "x".into() }])
-        .when(OrderCommand::Revise {
-            line_items: lines(),
-        })
+        .when(OrderCommand::Revise { line_items: lines() })
         .then_error(|e| {
             matches!(
                 e,
@@ -92,15 +90,7 @@ fn commands_out_of_order_are_refused() {
         });
     given::<Order>([created(), OrderEvent::OrderApproved])
         .when(OrderCommand::Approve)
-        .then_error(|e| {
-            matches!(
-                e,
-                OrderError::InvalidState {
-                    command: "approve",
-                    ..
-                }
-            )
-        });
+        .then_error(|e| matches!(e, OrderError::InvalidState { command: "approve", .. }));
 }
 
 #[tokio::test]
@@ -123,27 +113,13 @@ async fn order_lifecycle_on_sqlite_with_snapshots() {
     )
     .await
     .unwrap();
-    repo.execute(&id, &OrderCommand::Approve, &by)
+    repo.execute(&id, &OrderCommand::Approve, &by).await.unwrap();
+    repo.execute(&id, &OrderCommand::Cancel { reason: "late".into() }, &by)
         .await
         .unwrap();
-    repo.execute(
-        &id,
-        &OrderCommand::Cancel {
-            reason: "late".into(),
-        },
-        &by,
-    )
-    .await
-    .unwrap();
-    let err = repo
-        .execute(&id, &OrderCommand::Approve, &by)
-        .await
-        .unwrap_err();
+    let err = repo.execute(&id, &OrderCommand::Approve, &by).await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            RepositoryError::Rejected(OrderError::InvalidState { .. })
-        ),
+        matches!(err, RepositoryError::Rejected(OrderError::InvalidState { .. })),
         "{err:?}"
     );
     let loaded = repo.load(&id).await.unwrap();

@@ -15,9 +15,7 @@ use crate::event::{Metadata, NewEvent, RecordedEvent};
 use crate::ids::{ExpectedVersion, StreamId};
 use crate::repository::{Repository, SnapshotPolicy};
 use crate::store::{EventStore, MAX_EVENT_BYTES, ReadStream, StreamAppend, StreamInfo};
-use crate::testkit::fixtures::{
-    Person, PersonEvent, Tally, TallyCommand, TallyError, TallyV2, person_upcasters,
-};
+use crate::testkit::fixtures::{Person, PersonEvent, Tally, TallyCommand, TallyError, TallyV2, person_upcasters};
 use crate::upcast::Upcasting;
 
 fn sid(s: &str) -> StreamId {
@@ -47,12 +45,7 @@ async fn snapshot_of_store<S: EventStore>(store: &S) -> (u64, Vec<StreamInfo>) {
 pub async fn per_stream_order_and_optimistic_concurrency<S: EventStore>(store: S) {
     let s = sid("order-1");
     let out = store
-        .append_to_stream(
-            s.clone(),
-            "Order",
-            ExpectedVersion::NoStream,
-            vec![ev(1), ev(2), ev(3)],
-        )
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::NoStream, vec![ev(1), ev(2), ev(3)])
         .await
         .unwrap();
     assert_eq!((out.first_version, out.last_version), (1, 3));
@@ -98,12 +91,7 @@ pub async fn per_stream_order_and_optimistic_concurrency<S: EventStore>(store: S
     );
     let missing = sid("order-missing");
     let err = store
-        .append_to_stream(
-            missing.clone(),
-            "Order",
-            ExpectedVersion::StreamExists,
-            vec![ev(9)],
-        )
+        .append_to_stream(missing.clone(), "Order", ExpectedVersion::StreamExists, vec![ev(9)])
         .await
         .unwrap_err();
     assert!(
@@ -118,23 +106,12 @@ pub async fn per_stream_order_and_optimistic_concurrency<S: EventStore>(store: S
         "{err:?}"
     );
     let err = store
-        .append_to_stream(
-            missing.clone(),
-            "Order",
-            ExpectedVersion::Exact(1),
-            vec![ev(9)],
-        )
+        .append_to_stream(missing.clone(), "Order", ExpectedVersion::Exact(1), vec![ev(9)])
         .await
         .unwrap_err();
     assert!(err.is_conflict(), "{err:?}");
     assert_eq!(store.stream_version(&missing).await.unwrap(), 0);
-    assert!(
-        store
-            .read_stream(&missing, ReadStream::all())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.read_stream(&missing, ReadStream::all()).await.unwrap().is_empty());
 
     let out = store
         .append_to_stream(s.clone(), "Order", ExpectedVersion::Exact(3), vec![ev(4)])
@@ -142,12 +119,7 @@ pub async fn per_stream_order_and_optimistic_concurrency<S: EventStore>(store: S
         .unwrap();
     assert_eq!((out.first_version, out.last_version), (4, 4));
     let out = store
-        .append_to_stream(
-            s.clone(),
-            "Order",
-            ExpectedVersion::StreamExists,
-            vec![ev(5)],
-        )
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::StreamExists, vec![ev(5)])
         .await
         .unwrap();
     assert_eq!(out.last_version, 5);
@@ -172,28 +144,16 @@ pub async fn per_stream_order_and_optimistic_concurrency<S: EventStore>(store: S
         vec![1, 2, 3, 4, 5, 6, 7],
         "nothing of a failed append may be stored"
     );
-    assert!(
-        all.windows(2)
-            .all(|w| w[0].global_position < w[1].global_position)
-    );
-    assert!(
-        all.iter()
-            .all(|e| e.stream_id == s && e.stream_type == "Order")
-    );
+    assert!(all.windows(2).all(|w| w[0].global_position < w[1].global_position));
+    assert!(all.iter().all(|e| e.stream_id == s && e.stream_type == "Order"));
 
     let from = store
         .read_stream(&s, ReadStream::from_version(5).limit(2))
         .await
         .unwrap();
-    assert_eq!(
-        from.iter().map(|e| e.version).collect::<Vec<_>>(),
-        vec![5, 6]
-    );
+    assert_eq!(from.iter().map(|e| e.version).collect::<Vec<_>>(), vec![5, 6]);
     let back = store.read_stream(&s, ReadStream::last(3)).await.unwrap();
-    assert_eq!(
-        back.iter().map(|e| e.version).collect::<Vec<_>>(),
-        vec![7, 6, 5]
-    );
+    assert_eq!(back.iter().map(|e| e.version).collect::<Vec<_>>(), vec![7, 6, 5]);
     let back_from = store
         .read_stream(
             &s,
@@ -205,10 +165,7 @@ pub async fn per_stream_order_and_optimistic_concurrency<S: EventStore>(store: S
         )
         .await
         .unwrap();
-    assert_eq!(
-        back_from.iter().map(|e| e.version).collect::<Vec<_>>(),
-        vec![2, 1]
-    );
+    assert_eq!(back_from.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 1]);
     assert_eq!(store.stream_version(&s).await.unwrap(), 7);
 }
 
@@ -256,8 +213,7 @@ pub async fn concurrent_writers_conflict_cleanly<S: EventStore + 'static>(store:
     for i in 1..=8 {
         let (repo, t) = (repo.clone(), t.clone());
         tasks.push(tokio::spawn(async move {
-            repo.execute(&t, &TallyCommand::Add(i), &Metadata::default())
-                .await
+            repo.execute(&t, &TallyCommand::Add(i), &Metadata::default()).await
         }));
     }
     for task in tasks {
@@ -277,18 +233,8 @@ pub async fn atomic_multi_stream_appends<S: EventStore>(store: S) {
     let before = snapshot_of_store(&store).await;
     let err = store
         .append(vec![
-            StreamAppend::new(
-                a.clone(),
-                "Account",
-                ExpectedVersion::NoStream,
-                vec![ev(10), ev(11)],
-            ),
-            StreamAppend::new(
-                b.clone(),
-                "Account",
-                ExpectedVersion::NoStream,
-                vec![ev(12)],
-            ),
+            StreamAppend::new(a.clone(), "Account", ExpectedVersion::NoStream, vec![ev(10), ev(11)]),
+            StreamAppend::new(b.clone(), "Account", ExpectedVersion::NoStream, vec![ev(12)]),
         ])
         .await
         .unwrap_err();
@@ -301,40 +247,18 @@ pub async fn atomic_multi_stream_appends<S: EventStore>(store: S) {
         before,
         "a failed multi-stream append must store nothing"
     );
-    assert!(
-        store
-            .read_stream(&a, ReadStream::all())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.read_stream(&a, ReadStream::all()).await.unwrap().is_empty());
 
     let out = store
         .append(vec![
-            StreamAppend::new(
-                a.clone(),
-                "Account",
-                ExpectedVersion::NoStream,
-                vec![ev(10), ev(11)],
-            ),
-            StreamAppend::new(
-                b.clone(),
-                "Account",
-                ExpectedVersion::Exact(1),
-                vec![ev(12)],
-            ),
+            StreamAppend::new(a.clone(), "Account", ExpectedVersion::NoStream, vec![ev(10), ev(11)]),
+            StreamAppend::new(b.clone(), "Account", ExpectedVersion::Exact(1), vec![ev(12)]),
         ])
         .await
         .unwrap();
     assert_eq!(out.streams.len(), 2);
-    assert_eq!(
-        (out.streams[0].first_version, out.streams[0].last_version),
-        (1, 2)
-    );
-    assert_eq!(
-        (out.streams[1].first_version, out.streams[1].last_version),
-        (2, 2)
-    );
+    assert_eq!((out.streams[0].first_version, out.streams[0].last_version), (1, 2));
+    assert_eq!((out.streams[1].first_version, out.streams[1].last_version), (2, 2));
     assert_eq!(
         out.streams[1].first_position,
         out.streams[0].last_position + 1,
@@ -373,11 +297,7 @@ pub async fn idempotent_appends<S: EventStore>(store: S) {
         .unwrap();
     assert!(retry_any.already_stored);
     assert_eq!(
-        store
-            .read_stream(&s, ReadStream::all())
-            .await
-            .unwrap()
-            .len(),
+        store.read_stream(&s, ReadStream::all()).await.unwrap().len(),
         2,
         "a retry must not store twice"
     );
@@ -439,10 +359,7 @@ pub async fn idempotent_appends<S: EventStore>(store: S) {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, StoreError::DuplicateEventId { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::DuplicateEventId { .. }), "{err:?}");
     // A new id after a stored one, in the same append.
     let err = store
         .append_to_stream(
@@ -453,10 +370,7 @@ pub async fn idempotent_appends<S: EventStore>(store: S) {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, StoreError::DuplicateEventId { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::DuplicateEventId { .. }), "{err:?}");
     assert_eq!(
         snapshot_of_store(&store).await,
         before,
@@ -517,8 +431,7 @@ pub async fn gap_free_global_log<S: EventStore + 'static>(store: S) {
 pub fn check_history(seen: &[RecordedEvent], expected: usize) {
     assert_eq!(seen.len(), expected, "events lost or duplicated");
     assert!(
-        seen.windows(2)
-            .all(|w| w[0].global_position < w[1].global_position),
+        seen.windows(2).all(|w| w[0].global_position < w[1].global_position),
         "positions must increase"
     );
     let mut ids = std::collections::HashSet::new();
@@ -529,12 +442,7 @@ pub fn check_history(seen: &[RecordedEvent], expected: usize) {
     let mut versions: HashMap<&StreamId, u64> = HashMap::new();
     for e in seen {
         let last = versions.entry(&e.stream_id).or_insert(0);
-        assert_eq!(
-            e.version,
-            *last + 1,
-            "stream {} out of version order",
-            e.stream_id
-        );
+        assert_eq!(e.version, *last + 1, "stream {} out of version order", e.stream_id);
         *last = e.version;
     }
 }
@@ -584,10 +492,7 @@ pub async fn live_follower_sees_every_event_in_order<S: EventStore + 'static>(st
         let store = store.clone();
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            let h = store
-                .wait_for_new(head, Duration::from_secs(30))
-                .await
-                .unwrap();
+            let h = store.wait_for_new(head, Duration::from_secs(30)).await.unwrap();
             (h, started.elapsed())
         })
     };
@@ -607,8 +512,7 @@ pub async fn live_follower_sees_every_event_in_order<S: EventStore + 'static>(st
 /// §1.6: a load from a snapshot plus later events equals a full replay; the snapshot is stored
 /// with the append that triggered it.
 pub async fn snapshots_never_change_the_answer<S: EventStore + Clone>(store: S) {
-    let with =
-        Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(4));
+    let with = Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(4));
     let without = Repository::<Tally, _>::new(store.clone());
     let s = sid("tally-snap");
     let mut snapshots_taken = 0;
@@ -628,10 +532,7 @@ pub async fn snapshots_never_change_the_answer<S: EventStore + Clone>(store: S) 
                 "the snapshot is stored with the append"
             );
         }
-        let (a, b) = (
-            with.load(&s).await.unwrap(),
-            without.load(&s).await.unwrap(),
-        );
+        let (a, b) = (with.load(&s).await.unwrap(), without.load(&s).await.unwrap());
         assert_eq!(a.state, b.state, "after command {i}");
         assert_eq!(a.version, b.version);
         for v in [1, out.version / 2, out.version] {
@@ -646,10 +547,7 @@ pub async fn snapshots_never_change_the_answer<S: EventStore + Clone>(store: S) 
         "EveryNEvents(4) over 20 events must snapshot, took {snapshots_taken}"
     );
     let loaded = with.load(&s).await.unwrap();
-    assert!(
-        loaded.from_snapshot.is_some(),
-        "the load must start from the snapshot"
-    );
+    assert!(loaded.from_snapshot.is_some(), "the load must start from the snapshot");
     assert!(without.load(&s).await.unwrap().from_snapshot.is_none());
 
     // A function policy.
@@ -674,25 +572,15 @@ pub async fn snapshots_never_change_the_answer<S: EventStore + Clone>(store: S) 
 
 /// §1.6: a snapshot of a stale schema version is ignored (full replay), never misread.
 pub async fn stale_snapshots_are_ignored<S: EventStore + Clone>(store: S) {
-    let v1 =
-        Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(1));
-    let v2 = Repository::<TallyV2, _>::new(store.clone())
-        .with_snapshots(SnapshotPolicy::EveryNEvents(1000));
+    let v1 = Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(1));
+    let v2 = Repository::<TallyV2, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(1000));
     let s = sid("tally-stale");
     for i in 1..=5 {
         v1.execute(&s, &TallyCommand::Add(i), &Metadata::default())
             .await
             .unwrap();
     }
-    assert_eq!(
-        store
-            .load_snapshot(&s, None)
-            .await
-            .unwrap()
-            .unwrap()
-            .schema_version,
-        1
-    );
+    assert_eq!(store.load_snapshot(&s, None).await.unwrap().unwrap().schema_version, 1);
     let loaded = v2.load(&s).await.unwrap();
     assert_eq!(
         loaded.from_snapshot, None,
@@ -724,10 +612,7 @@ pub async fn old_events_stay_readable<S: EventStore + Clone>(store: S) {
         .unwrap();
     let stream = upcasting.read_stream(&s, ReadStream::all()).await.unwrap();
     assert!(stream.iter().all(|e| e.schema_version == 2));
-    let decoded: Vec<PersonEvent> = stream
-        .iter()
-        .map(|e| crate::typed::decode(e).unwrap())
-        .collect();
+    let decoded: Vec<PersonEvent> = stream.iter().map(|e| crate::typed::decode(e).unwrap()).collect();
     assert_eq!(
         decoded[0],
         PersonEvent::Named {
@@ -737,10 +622,7 @@ pub async fn old_events_stay_readable<S: EventStore + Clone>(store: S) {
     );
     // ...and through the global log.
     let log = upcasting.read_all(0, 100).await.unwrap();
-    assert_eq!(
-        log[0].payload_value(),
-        json!({ "first": "Ada", "last": "Lovelace" })
-    );
+    assert_eq!(log[0].payload_value(), json!({ "first": "Ada", "last": "Lovelace" }));
     // The stored row is unchanged.
     let raw = store.read_stream(&s, ReadStream::all()).await.unwrap();
     assert_eq!(
@@ -801,27 +683,16 @@ pub async fn bad_input_is_refused<S: EventStore>(store: S) {
         "ünïcode",
     ] {
         let err = StreamId::new(bad).unwrap_err();
-        assert!(
-            matches!(err, StoreError::InvalidStreamId { .. }),
-            "{bad:?}: {err:?}"
-        );
+        assert!(matches!(err, StoreError::InvalidStreamId { .. }), "{bad:?}: {err:?}");
     }
     let err = NewEvent::from_json("Added", "{not json").unwrap_err();
-    assert!(
-        matches!(err, StoreError::MalformedPayload { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::MalformedPayload { .. }), "{err:?}");
 
     type Case = (Vec<StreamAppend>, fn(&StoreError) -> bool);
     let cases: Vec<Case> = vec![
         (vec![], |e| matches!(e, StoreError::EmptyAppend { .. })),
         (
-            vec![StreamAppend::new(
-                s.clone(),
-                "Bad",
-                ExpectedVersion::Any,
-                vec![],
-            )],
+            vec![StreamAppend::new(s.clone(), "Bad", ExpectedVersion::Any, vec![])],
             |e| matches!(e, StoreError::EmptyAppend { .. }),
         ),
         (
@@ -834,12 +705,7 @@ pub async fn bad_input_is_refused<S: EventStore>(store: S) {
             |e| matches!(e, StoreError::InvalidStreamType { .. }),
         ),
         (
-            vec![StreamAppend::new(
-                s.clone(),
-                "Other",
-                ExpectedVersion::Any,
-                vec![ev(1)],
-            )],
+            vec![StreamAppend::new(s.clone(), "Other", ExpectedVersion::Any, vec![ev(1)])],
             |e| matches!(e, StoreError::StreamTypeMismatch { actual, .. } if actual == "Bad"),
         ),
         (
@@ -901,12 +767,13 @@ pub async fn bad_input_is_refused<S: EventStore>(store: S) {
         ),
         (
             vec![
-                StreamAppend::new(s.clone(), "Bad", ExpectedVersion::Exact(1), vec![ev(2)])
-                    .with_snapshot(crate::store::NewSnapshot {
+                StreamAppend::new(s.clone(), "Bad", ExpectedVersion::Exact(1), vec![ev(2)]).with_snapshot(
+                    crate::store::NewSnapshot {
                         version: 7,
                         schema_version: 1,
                         state: serde_json::value::to_raw_value(&json!({})).unwrap(),
-                    }),
+                    },
+                ),
             ],
             |e| {
                 matches!(
@@ -921,17 +788,10 @@ pub async fn bad_input_is_refused<S: EventStore>(store: S) {
         ),
     ];
     for (i, (append, check)) in cases.into_iter().enumerate() {
-        let err = store
-            .append(append)
-            .await
-            .expect_err("bad input must be refused");
+        let err = store.append(append).await.expect_err("bad input must be refused");
         assert!(check(&err), "case {i}: unexpected error {err:?}");
         assert!(!err.to_string().is_empty());
-        assert_eq!(
-            snapshot_of_store(&store).await,
-            before,
-            "case {i} changed the store"
-        );
+        assert_eq!(snapshot_of_store(&store).await, before, "case {i} changed the store");
     }
     // A bad event in the second stream of an append refuses the whole append.
     let err = store
@@ -946,10 +806,7 @@ pub async fn bad_input_is_refused<S: EventStore>(store: S) {
         ])
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, StoreError::InvalidEventType { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::InvalidEventType { .. }), "{err:?}");
     assert_eq!(snapshot_of_store(&store).await, before);
 }
 
@@ -1006,18 +863,14 @@ pub async fn unknown_event_types_are_typed_errors<S: EventStore + Clone>(store: 
         .unwrap();
     let err = repo.load(&sid("tally-shape")).await.unwrap_err();
     assert!(
-        matches!(
-            &err,
-            RepositoryError::Decode(DecodeError::Payload { version: 1, .. })
-        ),
+        matches!(&err, RepositoryError::Decode(DecodeError::Payload { version: 1, .. })),
         "{err:?}"
     );
 }
 
 /// Time travel: the state as of a version and as of a time.
 pub async fn time_travel_by_version_and_time<S: EventStore + Clone>(store: S) {
-    let repo =
-        Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(2));
+    let repo = Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(2));
     let s = sid("tally-travel");
     repo.execute(&s, &TallyCommand::Add(1), &Metadata::default())
         .await
@@ -1070,12 +923,7 @@ pub async fn metadata_is_kept<S: EventStore + Clone>(store: S) {
         );
         assert_eq!(e.metadata.tenant.as_deref(), Some("acme"));
         assert_eq!(e.metadata.extra.get("ip"), Some(&json!("127.0.0.1")));
-        let age = SystemTime::now()
-            .duration_since(e.recorded_at)
-            .unwrap_or_default();
-        assert!(
-            age < Duration::from_secs(60),
-            "recorded_at is the commit time"
-        );
+        let age = SystemTime::now().duration_since(e.recorded_at).unwrap_or_default();
+        assert!(age < Duration::from_secs(60), "recorded_at is the commit time");
     }
 }

@@ -46,10 +46,7 @@ where
         let expected: Vec<_> = expected.into_iter().collect();
         match self.result {
             Ok(events) => {
-                assert_eq!(
-                    events, expected,
-                    "the command produced other events than expected"
-                );
+                assert_eq!(events, expected, "the command produced other events than expected");
                 let mut state = self.state;
                 for e in &events {
                     state.apply(e);
@@ -65,10 +62,7 @@ where
     pub fn then_error(self, check: impl FnOnce(&A::Error) -> bool) {
         match self.result {
             Ok(events) => panic!("expected a rejection, but the command produced {events:?}"),
-            Err(e) => assert!(
-                check(&e),
-                "the command was rejected with an unexpected error: {e:?}"
-            ),
+            Err(e) => assert!(check(&e), "the command was rejected with an unexpected error: {e:?}"),
         }
     }
 }

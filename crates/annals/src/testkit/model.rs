@@ -63,9 +63,7 @@ pub fn check(run_case: impl Fn(Vec<Op>) -> Result<(), TestCaseError>) {
         failure_persistence: None,
         ..Config::default()
     });
-    runner
-        .run(&prop::collection::vec(op(), 1..40), run_case)
-        .unwrap();
+    runner.run(&prop::collection::vec(op(), 1..40), run_case).unwrap();
 }
 
 #[derive(Clone)]
@@ -77,10 +75,7 @@ struct ModelEvent {
 
 /// Executes `ops` against `store` and the model, failing on the first divergence; then runs a
 /// concurrent phase and checks its history.
-pub async fn run<S: EventStore + Clone + 'static>(
-    store: &S,
-    ops: Vec<Op>,
-) -> Result<(), TestCaseError> {
+pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut log: Vec<ModelEvent> = Vec::new();
     let mut streams: HashMap<u8, Vec<usize>> = HashMap::new();
     let mut last_ids: Option<(u8, Vec<Uuid>, u64)> = None; // stream, ids, version before
@@ -115,27 +110,19 @@ pub async fn run<S: EventStore + Clone + 'static>(
                         NewEvent::from_value("Added", &json!({ "amount": counter })).with_id(*id)
                     })
                     .collect();
-                let result = store
-                    .append_to_stream(name(stream), "Model", expected, events)
-                    .await;
+                let result = store.append_to_stream(name(stream), "Model", expected, events).await;
                 // What the model says should happen.
                 let stored_here = retry_of.is_some_and(|(s, _)| s == stream);
                 match (retry_of, result) {
                     (Some((s, before)), Ok(out)) => {
-                        prop_assert!(
-                            stored_here,
-                            "ids stored in stream {s} accepted for stream {stream}"
-                        );
+                        prop_assert!(stored_here, "ids stored in stream {s} accepted for stream {stream}");
                         prop_assert!(out.already_stored);
                         prop_assert_eq!(out.first_version, before + 1);
                     }
                     (Some(_), Err(StoreError::DuplicateEventId { .. })) => {}
                     (Some(_), Err(e)) => prop_assert!(false, "retry got {e}"),
                     (None, Ok(out)) => {
-                        prop_assert!(
-                            expected.allows(current),
-                            "{expected:?} accepted at {current}"
-                        );
+                        prop_assert!(expected.allows(current), "{expected:?} accepted at {current}");
                         prop_assert_eq!(out.first_version, current + 1);
                         prop_assert_eq!(out.last_version, current + ids.len() as u64);
                         let first = log.len();
@@ -152,15 +139,10 @@ pub async fn run<S: EventStore + Clone + 'static>(
                     (
                         None,
                         Err(StoreError::Conflict {
-                            actual,
-                            expected: e,
-                            ..
+                            actual, expected: e, ..
                         }),
                     ) => {
-                        prop_assert!(
-                            !expected.allows(current),
-                            "{expected:?} refused at {current}"
-                        );
+                        prop_assert!(!expected.allows(current), "{expected:?} refused at {current}");
                         prop_assert_eq!((actual, e), (current, expected));
                     }
                     (None, Err(e)) => prop_assert!(false, "append got {e}"),
@@ -189,10 +171,7 @@ pub async fn run<S: EventStore + Clone + 'static>(
             }
             Op::ReadAll { after, limit } => {
                 let after = u64::from(after).min(log.len() as u64);
-                let got = store
-                    .read_all(head0 + after, usize::from(limit))
-                    .await
-                    .map_err(fail)?;
+                let got = store.read_all(head0 + after, usize::from(limit)).await.map_err(fail)?;
                 let want: Vec<Uuid> = log
                     .iter()
                     .skip(after as usize)
@@ -247,12 +226,7 @@ pub async fn run<S: EventStore + Clone + 'static>(
     let mut last: HashMap<String, u64> = HashMap::new();
     for e in &all {
         let v = last.entry(e.stream_id.to_string()).or_insert(0);
-        prop_assert_eq!(
-            e.version,
-            *v + 1,
-            "reordered or gapped stream {}",
-            e.stream_id
-        );
+        prop_assert_eq!(e.version, *v + 1, "reordered or gapped stream {}", e.stream_id);
         *v = e.version;
     }
     Ok(())
