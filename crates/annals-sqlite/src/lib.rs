@@ -18,8 +18,7 @@ pub mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use annals::event::from_micros;
@@ -73,20 +72,14 @@ impl Default for SqliteOptions {
 
 struct Shared {
     path: PathBuf,
-    jobs: Mutex<Option<mpsc::Sender<writer::Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: Arc<writer::Writer>,
     readers: ReaderPool,
     head: watch::Sender<u64>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
-        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
-            let _ = handle.join();
-        }
+        self.writer.checkpoint();
     }
 }
 
@@ -116,22 +109,9 @@ impl SqliteStore {
                 Ok(((conn, options), head))
             })?;
         let (conn, options) = conn;
-        let (tx, rx) = mpsc::channel();
         let head = watch::Sender::new(head);
-        let head_for_writer = head.clone();
-        let writer = std::thread::Builder::new()
-            .name("annals-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, head_for_writer, options.max_group.max(1)))
-            .map_err(StoreError::backend)?;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                readers: ReaderPool::new(path.clone()),
-                path,
-                jobs: Mutex::new(Some(tx)),
-                writer: Mutex::new(Some(writer)),
-                head,
-            }),
-        })
+        let writer = Arc::new(writer::Writer::new(conn, head.clone(), options.max_group));
+        Ok(Self { shared: Arc::new(Shared { readers: ReaderPool::new(path.clone()), path, writer, head }) })
     }
 
     /// The database file.
@@ -220,12 +200,8 @@ impl EventStore for SqliteStore {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
         annals::store::validate_append(&appends)?;
         let (reply, answer) = oneshot::channel();
-        {
-            let jobs = self.shared.jobs.lock().map_err(|_| StoreError::Closed)?;
-            let jobs = jobs.as_ref().ok_or(StoreError::Closed)?;
-            jobs.send(writer::Job { appends, reply })
-                .map_err(|_| StoreError::Closed)?;
-        }
+        self.shared.writer.submit(writer::Job { appends, reply });
+        self.shared.writer.lead_from_task().await;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 

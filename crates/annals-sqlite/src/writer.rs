@@ -1,9 +1,14 @@
-//! The single writer thread: every append goes through it, so SQLite never answers
-//! "database is locked" to our own appenders. Appends that arrive while a commit is in flight are
-//! group-committed: one transaction, one fsync, each append in its own savepoint with its own
-//! expected-version check and its own result.
+//! The writer: one connection that every append goes through, so SQLite never answers
+//! "database is locked" to our own appenders, with group commit.
+//!
+//! Appends queue up; whoever finds the connection free becomes the *leader*: it takes every queued
+//! append (up to `max_group`), commits them in one transaction (one fsync, each append in its own
+//! savepoint with its own expected-version check and its own result) and answers each. An
+//! uncontended append is thus written by its own task with no thread hand-off; appends arriving
+//! while a commit is in flight wait and go out together in the next group.
 
-use std::sync::mpsc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use annals::event::to_micros;
@@ -18,20 +23,92 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
-/// Runs until every sender is dropped.
-pub(crate) fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, head: watch::Sender<u64>, max_group: usize) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < max_group {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+/// Groups a leader running inside an appender's task commits before handing the rest of the queue
+/// to a blocking thread (so one appender never works for everyone else indefinitely).
+const INLINE_GROUPS: usize = 2;
+
+/// The write side of a store: the queue and the connection.
+pub(crate) struct Writer {
+    queue: Mutex<VecDeque<Job>>,
+    conn: Mutex<Connection>,
+    head: watch::Sender<u64>,
+    max_group: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection, head: watch::Sender<u64>, max_group: usize) -> Self {
+        Self { queue: Mutex::new(VecDeque::new()), conn: Mutex::new(conn), head, max_group: max_group.max(1) }
+    }
+
+    /// Queues an append; the caller then calls [`Writer::lead`] and awaits the reply.
+    pub(crate) fn submit(&self, job: Job) {
+        lock(&self.queue).push_back(job);
+    }
+
+    /// Commits queued appends if no one else is doing so. Returns true when appends are still
+    /// queued and nobody leads (the caller must hand them to someone: see `lead_until_empty`).
+    pub(crate) fn lead(&self, max_groups: usize) -> bool {
+        loop {
+            let mut conn = match self.conn.try_lock() {
+                Ok(conn) => conn,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                // Someone else leads; they will see our job before they let go.
+                Err(std::sync::TryLockError::WouldBlock) => return false,
+            };
+            let mut groups = 0;
+            loop {
+                let group: Vec<Job> = {
+                    let mut q = lock(&self.queue);
+                    let n = q.len().min(self.max_group);
+                    q.drain(..n).collect()
+                };
+                if group.is_empty() {
+                    break;
+                }
+                commit_group(&mut conn, group, &self.head);
+                groups += 1;
+                if groups >= max_groups {
+                    break;
+                }
+            }
+            drop(conn);
+            // A job queued after our last look but before we let go found the connection busy:
+            // look again now that it is free.
+            if lock(&self.queue).is_empty() {
+                return false;
+            }
+            if groups >= max_groups {
+                return true;
             }
         }
-        commit_group(&mut conn, group, &head);
     }
-    // Last one out folds the WAL back into the database file.
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+
+    /// Leads from the calling task: inline on a multi-threaded runtime (no thread hand-off for an
+    /// uncontended append), on a blocking thread otherwise; a long queue is handed to a blocking
+    /// thread after a few groups.
+    pub(crate) async fn lead_from_task(self: &Arc<Self>) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let multi = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let handoff = if multi {
+            tokio::task::block_in_place(|| self.lead(INLINE_GROUPS))
+        } else {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.lead(usize::MAX)).await.unwrap_or(false)
+        };
+        if handoff {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.lead(usize::MAX));
+        }
+    }
+
+    /// Folds the WAL back into the database file (on close).
+    pub(crate) fn checkpoint(&self) {
+        let _ = lock(&self.conn).execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
 }
 
 fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64>) {
