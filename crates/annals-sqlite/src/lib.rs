@@ -1,6 +1,6 @@
 //! # annals-sqlite — the embedded default event store
 //!
-//! One SQLite file in WAL mode. All appends go through a single writer thread that
+//! One SQLite file in WAL mode. All appends go through a single writer connection that
 //! group-commits appends arriving together (one transaction, one fsync, each append with its own
 //! expected-version check and result), so concurrent appenders never see "database is locked".
 //! Reads run on a small pool of read connections beside the writer.
