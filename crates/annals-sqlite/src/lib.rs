@@ -111,7 +111,14 @@ impl SqliteStore {
         let (conn, options) = conn;
         let head = watch::Sender::new(head);
         let writer = Arc::new(writer::Writer::new(conn, head.clone(), options.max_group));
-        Ok(Self { shared: Arc::new(Shared { readers: ReaderPool::new(path.clone()), path, writer, head }) })
+        Ok(Self {
+            shared: Arc::new(Shared {
+                readers: ReaderPool::new(path.clone()),
+                path,
+                writer,
+                head,
+            }),
+        })
     }
 
     /// The database file.

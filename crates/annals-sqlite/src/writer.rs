@@ -41,7 +41,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Writer {
     pub(crate) fn new(conn: Connection, head: watch::Sender<u64>, max_group: usize) -> Self {
-        Self { queue: Mutex::new(VecDeque::new()), conn: Mutex::new(conn), head, max_group: max_group.max(1) }
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            conn: Mutex::new(conn),
+            head,
+            max_group: max_group.max(1),
+        }
     }
 
     /// Queues an append; the caller then calls [`Writer::lead`] and awaits the reply.
@@ -97,7 +102,9 @@ impl Writer {
             tokio::task::block_in_place(|| self.lead(INLINE_GROUPS))
         } else {
             let me = self.clone();
-            tokio::task::spawn_blocking(move || me.lead(usize::MAX)).await.unwrap_or(false)
+            tokio::task::spawn_blocking(move || me.lead(usize::MAX))
+                .await
+                .unwrap_or(false)
         };
         if handoff {
             let me = self.clone();
