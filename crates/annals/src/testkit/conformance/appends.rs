@@ -1,0 +1,351 @@
+//! Per-stream order, optimistic concurrency, atomic and idempotent appends (DESIGN §1.1–§1.3).
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{amounts, ev, sid, snapshot_of_store};
+use crate::error::StoreError;
+use crate::event::Metadata;
+use crate::ids::ExpectedVersion;
+use crate::repository::Repository;
+use crate::store::{EventStore, ReadStream, StreamAppend};
+use crate::testkit::fixtures::{Tally, TallyCommand};
+
+/// §1.1: versions 1, 2, 3 … without gaps; every expectation kind is checked; a failed check
+/// stores nothing and names the stream, the expected and the actual version.
+pub async fn per_stream_order_and_optimistic_concurrency<S: EventStore>(store: S) {
+    let s = sid("order-1");
+    let out = store
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::NoStream, vec![ev(1), ev(2), ev(3)])
+        .await
+        .unwrap();
+    assert_eq!((out.first_version, out.last_version), (1, 3));
+    assert!(!out.already_stored);
+
+    let err = store
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::NoStream, vec![ev(9)])
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::Conflict {
+            stream,
+            expected,
+            actual,
+        } => {
+            assert_eq!(
+                (stream.as_str(), *expected, *actual),
+                ("order-1", ExpectedVersion::NoStream, 3)
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("order-1") && msg.contains("no stream") && msg.contains("version 3"),
+        "{msg}"
+    );
+
+    let err = store
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::Exact(2), vec![ev(9)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: ExpectedVersion::Exact(2),
+                actual: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let missing = sid("order-missing");
+    let err = store
+        .append_to_stream(missing.clone(), "Order", ExpectedVersion::StreamExists, vec![ev(9)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: ExpectedVersion::StreamExists,
+                actual: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store
+        .append_to_stream(missing.clone(), "Order", ExpectedVersion::Exact(1), vec![ev(9)])
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(store.stream_version(&missing).await.unwrap(), 0);
+    assert!(store.read_stream(&missing, ReadStream::all()).await.unwrap().is_empty());
+
+    let out = store
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::Exact(3), vec![ev(4)])
+        .await
+        .unwrap();
+    assert_eq!((out.first_version, out.last_version), (4, 4));
+    let out = store
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::StreamExists, vec![ev(5)])
+        .await
+        .unwrap();
+    assert_eq!(out.last_version, 5);
+    let out = store
+        .append_to_stream(s.clone(), "Order", ExpectedVersion::Any, vec![ev(6), ev(7)])
+        .await
+        .unwrap();
+    assert_eq!(out.last_version, 7);
+    let out = store
+        .append_to_stream(sid("order-2"), "Order", ExpectedVersion::Any, vec![ev(1)])
+        .await
+        .unwrap();
+    assert_eq!(out.last_version, 1);
+
+    let all = store.read_stream(&s, ReadStream::all()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        amounts(&all),
+        vec![1, 2, 3, 4, 5, 6, 7],
+        "nothing of a failed append may be stored"
+    );
+    assert!(all.windows(2).all(|w| w[0].global_position < w[1].global_position));
+    assert!(all.iter().all(|e| e.stream_id == s && e.stream_type == "Order"));
+
+    let from = store
+        .read_stream(&s, ReadStream::from_version(5).limit(2))
+        .await
+        .unwrap();
+    assert_eq!(from.iter().map(|e| e.version).collect::<Vec<_>>(), vec![5, 6]);
+    let back = store.read_stream(&s, ReadStream::last(3)).await.unwrap();
+    assert_eq!(back.iter().map(|e| e.version).collect::<Vec<_>>(), vec![7, 6, 5]);
+    let back_from = store
+        .read_stream(
+            &s,
+            ReadStream {
+                from: 2,
+                direction: crate::store::Direction::Backwards,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(back_from.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(store.stream_version(&s).await.unwrap(), 7);
+}
+
+/// §1.1 under concurrency: of several writers expecting the same version, exactly one wins each
+/// round; the stream stays gap-free.
+pub async fn concurrent_writers_conflict_cleanly<S: EventStore + 'static>(store: S) {
+    let store = Arc::new(store);
+    let s = sid("contended");
+    for round in 0..10u64 {
+        let mut tasks = Vec::new();
+        for w in 0..6i64 {
+            let (store, s) = (store.clone(), s.clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .append_to_stream(s, "Tally", ExpectedVersion::Exact(round), vec![ev(w + 1)])
+                    .await
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(out) => {
+                    wins += 1;
+                    assert_eq!(out.last_version, round + 1);
+                }
+                Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, round + 1),
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!(wins, 1, "round {round}: exactly one writer must win");
+    }
+    let versions: Vec<u64> = store
+        .read_stream(&s, ReadStream::all())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, (1..=10).collect::<Vec<_>>());
+
+    // The repository retries its command on conflict: concurrent commands all succeed.
+    let repo = Arc::new(Repository::<Tally, _>::new(store.clone()).with_max_attempts(50));
+    let t = sid("tally-retry");
+    let mut tasks = Vec::new();
+    for i in 1..=8 {
+        let (repo, t) = (repo.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            repo.execute(&t, &TallyCommand::Add(i), &Metadata::default()).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("a retried command succeeds");
+    }
+    let loaded = repo.load(&t).await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (36, 8));
+}
+
+/// §1.2: an append to several streams stores all of its events or none.
+pub async fn atomic_multi_stream_appends<S: EventStore>(store: S) {
+    let (a, b) = (sid("account-a"), sid("account-b"));
+    store
+        .append_to_stream(b.clone(), "Account", ExpectedVersion::NoStream, vec![ev(1)])
+        .await
+        .unwrap();
+    let before = snapshot_of_store(&store).await;
+    let err = store
+        .append(vec![
+            StreamAppend::new(a.clone(), "Account", ExpectedVersion::NoStream, vec![ev(10), ev(11)]),
+            StreamAppend::new(b.clone(), "Account", ExpectedVersion::NoStream, vec![ev(12)]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { stream, .. } if stream == "account-b"),
+        "{err:?}"
+    );
+    assert_eq!(
+        snapshot_of_store(&store).await,
+        before,
+        "a failed multi-stream append must store nothing"
+    );
+    assert!(store.read_stream(&a, ReadStream::all()).await.unwrap().is_empty());
+
+    let out = store
+        .append(vec![
+            StreamAppend::new(a.clone(), "Account", ExpectedVersion::NoStream, vec![ev(10), ev(11)]),
+            StreamAppend::new(b.clone(), "Account", ExpectedVersion::Exact(1), vec![ev(12)]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out.streams.len(), 2);
+    assert_eq!((out.streams[0].first_version, out.streams[0].last_version), (1, 2));
+    assert_eq!((out.streams[1].first_version, out.streams[1].last_version), (2, 2));
+    assert_eq!(
+        out.streams[1].first_position,
+        out.streams[0].last_position + 1,
+        "one append's positions are contiguous"
+    );
+    let all = store.read_all(before.0, 100).await.unwrap();
+    assert_eq!(amounts(&all), vec![10, 11, 12]);
+}
+
+/// §1.3: retrying an append with the same event ids at the same positions succeeds without
+/// storing twice; the same id at another position is an error.
+pub async fn idempotent_appends<S: EventStore>(store: S) {
+    let s = sid("payment-1");
+    let (id1, id2) = (Uuid::now_v7(), Uuid::now_v7());
+    let batch = || vec![ev(1).with_id(id1), ev(2).with_id(id2)];
+    let first = store
+        .append_to_stream(s.clone(), "Payment", ExpectedVersion::NoStream, batch())
+        .await
+        .unwrap();
+    let retry = store
+        .append_to_stream(s.clone(), "Payment", ExpectedVersion::NoStream, batch())
+        .await
+        .unwrap();
+    assert!(retry.already_stored);
+    assert_eq!(
+        (retry.first_version, retry.last_version),
+        (first.first_version, first.last_version)
+    );
+    assert_eq!(
+        (retry.first_position, retry.last_position),
+        (first.first_position, first.last_position)
+    );
+    let retry_any = store
+        .append_to_stream(s.clone(), "Payment", ExpectedVersion::Any, batch())
+        .await
+        .unwrap();
+    assert!(retry_any.already_stored);
+    assert_eq!(
+        store.read_stream(&s, ReadStream::all()).await.unwrap().len(),
+        2,
+        "a retry must not store twice"
+    );
+
+    store
+        .append_to_stream(s.clone(), "Payment", ExpectedVersion::Exact(2), vec![ev(3)])
+        .await
+        .unwrap();
+    let retry_exact = store
+        .append_to_stream(
+            s.clone(),
+            "Payment",
+            ExpectedVersion::Exact(0),
+            vec![ev(1).with_id(id1), ev(2).with_id(id2)],
+        )
+        .await
+        .unwrap();
+    assert!(
+        retry_exact.already_stored,
+        "a retry of an Exact(0) append that landed is recognised"
+    );
+
+    let before = snapshot_of_store(&store).await;
+    // The same id at a different position of the same stream.
+    let err = store
+        .append_to_stream(
+            s.clone(),
+            "Payment",
+            ExpectedVersion::Exact(3),
+            vec![ev(1).with_id(id1)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicateEventId { event_id, stored_version: 1, .. } if *event_id == id1),
+        "{err:?}"
+    );
+    // The same id in another stream.
+    let err = store
+        .append_to_stream(
+            sid("payment-2"),
+            "Payment",
+            ExpectedVersion::Any,
+            vec![ev(2).with_id(id2)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicateEventId { stored_stream, stored_version: 2, .. } if stored_stream == "payment-1"),
+        "{err:?}"
+    );
+    // A partial retry: one stored id, one new.
+    let err = store
+        .append_to_stream(
+            s.clone(),
+            "Payment",
+            ExpectedVersion::Any,
+            vec![ev(2).with_id(id2), ev(9)],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateEventId { .. }), "{err:?}");
+    // A new id after a stored one, in the same append.
+    let err = store
+        .append_to_stream(
+            s.clone(),
+            "Payment",
+            ExpectedVersion::Any,
+            vec![ev(9), ev(1).with_id(id1)],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateEventId { .. }), "{err:?}");
+    assert_eq!(
+        snapshot_of_store(&store).await,
+        before,
+        "refused duplicates must store nothing"
+    );
+}

@@ -1,0 +1,123 @@
+//! Snapshots and time travel (DESIGN §1.6).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::sid;
+use crate::event::Metadata;
+use crate::repository::{Repository, SnapshotPolicy};
+use crate::store::EventStore;
+use crate::testkit::fixtures::{Tally, TallyCommand, TallyV2};
+
+/// §1.6: a load from a snapshot plus later events equals a full replay; the snapshot is stored
+/// with the append that triggered it.
+pub async fn snapshots_never_change_the_answer<S: EventStore + Clone>(store: S) {
+    let with = Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(4));
+    let without = Repository::<Tally, _>::new(store.clone());
+    let s = sid("tally-snap");
+    let mut snapshots_taken = 0;
+    for i in 1..=11 {
+        let cmd = if i % 5 == 0 {
+            TallyCommand::Reset
+        } else {
+            TallyCommand::AddMany(vec![i, i + 1])
+        };
+        let out = with.execute(&s, &cmd, &Metadata::default()).await.unwrap();
+        snapshots_taken += usize::from(out.snapshot_taken);
+        let snap = store.load_snapshot(&s, None).await.unwrap();
+        if out.snapshot_taken {
+            assert_eq!(
+                snap.as_ref().map(|s| s.version),
+                Some(out.version),
+                "the snapshot is stored with the append"
+            );
+        }
+        let (a, b) = (with.load(&s).await.unwrap(), without.load(&s).await.unwrap());
+        assert_eq!(a.state, b.state, "after command {i}");
+        assert_eq!(a.version, b.version);
+        for v in [1, out.version / 2, out.version] {
+            assert_eq!(
+                with.load_at_version(&s, v).await.unwrap().state,
+                without.load_at_version(&s, v).await.unwrap().state
+            );
+        }
+    }
+    assert!(
+        snapshots_taken >= 3,
+        "EveryNEvents(4) over 20 events must snapshot, took {snapshots_taken}"
+    );
+    let loaded = with.load(&s).await.unwrap();
+    assert!(loaded.from_snapshot.is_some(), "the load must start from the snapshot");
+    assert!(without.load(&s).await.unwrap().from_snapshot.is_none());
+
+    // A function policy.
+    let every_total_over_50 = Repository::<Tally, _>::new(store.clone())
+        .with_snapshots(SnapshotPolicy::When(Arc::new(|t: &Tally, _v| t.total > 50)));
+    let s2 = sid("tally-snap-fn");
+    assert!(
+        !every_total_over_50
+            .execute(&s2, &TallyCommand::Add(10), &Metadata::default())
+            .await
+            .unwrap()
+            .snapshot_taken
+    );
+    assert!(
+        every_total_over_50
+            .execute(&s2, &TallyCommand::Add(45), &Metadata::default())
+            .await
+            .unwrap()
+            .snapshot_taken
+    );
+}
+
+/// §1.6: a snapshot of a stale schema version is ignored (full replay), never misread.
+pub async fn stale_snapshots_are_ignored<S: EventStore + Clone>(store: S) {
+    let v1 = Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(1));
+    let v2 = Repository::<TallyV2, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(1000));
+    let s = sid("tally-stale");
+    for i in 1..=5 {
+        v1.execute(&s, &TallyCommand::Add(i), &Metadata::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.load_snapshot(&s, None).await.unwrap().unwrap().schema_version, 1);
+    let loaded = v2.load(&s).await.unwrap();
+    assert_eq!(
+        loaded.from_snapshot, None,
+        "a snapshot of another schema version must be ignored"
+    );
+    assert_eq!(loaded.state.0, v1.load(&s).await.unwrap().state);
+    assert_eq!(loaded.version, 5);
+}
+
+/// Time travel: the state as of a version and as of a time.
+pub async fn time_travel_by_version_and_time<S: EventStore + Clone>(store: S) {
+    let repo = Repository::<Tally, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(2));
+    let s = sid("tally-travel");
+    repo.execute(&s, &TallyCommand::Add(1), &Metadata::default())
+        .await
+        .unwrap();
+    repo.execute(&s, &TallyCommand::Add(2), &Metadata::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    repo.execute(&s, &TallyCommand::Add(4), &Metadata::default())
+        .await
+        .unwrap();
+    repo.execute(&s, &TallyCommand::Add(8), &Metadata::default())
+        .await
+        .unwrap();
+
+    let at2 = repo.load_at_version(&s, 2).await.unwrap();
+    assert_eq!((at2.state.total, at2.version), (3, 2));
+    let at3 = repo.load_at_version(&s, 3).await.unwrap();
+    assert_eq!((at3.state.total, at3.version), (7, 3));
+    let beyond = repo.load_at_version(&s, 99).await.unwrap();
+    assert_eq!((beyond.state.total, beyond.version), (15, 4));
+    let then = repo.load_at_time(&s, between).await.unwrap();
+    assert_eq!((then.state.total, then.version), (3, 2));
+    let before_all = repo.load_at_time(&s, SystemTime::UNIX_EPOCH).await.unwrap();
+    assert_eq!((before_all.state.total, before_all.version), (0, 0));
+}
