@@ -10,6 +10,7 @@
 //! The factory returns the store and a guard kept alive for the test (a temporary directory, say).
 
 pub mod conformance;
+pub mod faults;
 pub mod fixtures;
 pub mod gwt;
 pub mod model;
@@ -26,6 +27,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_case!($factory, concurrent_writers_conflict_cleanly);
         $crate::__conformance_case!($factory, atomic_multi_stream_appends);
         $crate::__conformance_case!($factory, idempotent_appends);
+        $crate::__conformance_case!($factory, lost_answers_are_retried_idempotently);
         $crate::__conformance_case!($factory, gap_free_global_log);
         $crate::__conformance_case!($factory, live_follower_sees_every_event_in_order);
         $crate::__conformance_case!($factory, snapshots_never_change_the_answer);

@@ -349,3 +349,54 @@ pub async fn idempotent_appends<S: EventStore>(store: S) {
         "refused duplicates must store nothing"
     );
 }
+
+/// §1.3 under faults: an append whose answer was lost is retried with the same event ids and
+/// stored once; an append refused before the store stores nothing; the repository surfaces both.
+pub async fn lost_answers_are_retried_idempotently<S: EventStore>(store: S) {
+    use crate::testkit::faults::{AppendFault, FaultyStore};
+    let faulty = FaultyStore::new(store)
+        .fail_append(1, AppendFault::AnswerLost)
+        .fail_append(3, AppendFault::Refused);
+    let s = sid("flaky-1");
+    let batch: Vec<crate::event::NewEvent> = vec![ev(1), ev(2)];
+    let err = faulty
+        .append_to_stream(s.clone(), "Flaky", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    // The caller cannot know whether it landed: it retries the very same events.
+    let retry = faulty
+        .append_to_stream(s.clone(), "Flaky", ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
+    assert!(
+        retry.already_stored,
+        "the retry finds the events stored by the lost append"
+    );
+    assert_eq!((retry.first_version, retry.last_version), (1, 2));
+    assert_eq!(
+        amounts(&faulty.read_stream(&s, ReadStream::all()).await.unwrap()),
+        vec![1, 2]
+    );
+
+    let before = snapshot_of_store(faulty.inner()).await;
+    let repo = Repository::<Tally, _>::new(faulty);
+    let err = repo
+        .execute(&sid("flaky-2"), &TallyCommand::Add(5), &Metadata::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, crate::error::RepositoryError::Store(StoreError::Backend(_))),
+        "{err:?}"
+    );
+    assert_eq!(
+        snapshot_of_store(repo.store().inner()).await,
+        before,
+        "a refused append stores nothing"
+    );
+    let done = repo
+        .execute(&sid("flaky-2"), &TallyCommand::Add(5), &Metadata::default())
+        .await
+        .unwrap();
+    assert_eq!(done.version, 1);
+}

@@ -1,0 +1,120 @@
+//! Fault injection: a store wrapper that fails chosen calls, to test what callers do when the
+//! store (or the network to it) fails.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::StoreError;
+use crate::event::RecordedEvent;
+use crate::ids::StreamId;
+use crate::store::{AppendOutcome, EventStore, ReadStream, Snapshot, StreamAppend, StreamInfo};
+
+/// What goes wrong with one append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendFault {
+    /// The append fails before reaching the store: nothing is stored.
+    Refused,
+    /// The append is stored, but its answer is lost: the caller sees an error.
+    AnswerLost,
+}
+
+/// Wraps a store and injects faults into chosen calls (counted from 1 per kind of call).
+pub struct FaultyStore<S> {
+    inner: S,
+    appends: AtomicU64,
+    reads: AtomicU64,
+    append_faults: Mutex<HashMap<u64, AppendFault>>,
+    read_faults: Mutex<Vec<u64>>,
+}
+
+fn injected(what: &str, n: u64) -> StoreError {
+    StoreError::backend(format!("injected fault: {what} call {n}"))
+}
+
+impl<S: EventStore> FaultyStore<S> {
+    /// Wraps `inner` with no faults planned.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            appends: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            append_faults: Mutex::new(HashMap::new()),
+            read_faults: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Makes the `nth` append call (from 1) fail with `fault`.
+    pub fn fail_append(self, nth: u64, fault: AppendFault) -> Self {
+        self.append_faults.lock().expect("fault plan").insert(nth, fault);
+        self
+    }
+
+    /// Makes the `nth` read call (stream reads, global-log reads, snapshot loads; from 1) fail.
+    pub fn fail_read(self, nth: u64) -> Self {
+        self.read_faults.lock().expect("fault plan").push(nth);
+        self
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn read_check(&self) -> Result<(), StoreError> {
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.read_faults.lock().expect("fault plan").contains(&n) {
+            Err(injected("read", n))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: EventStore> EventStore for FaultyStore<S> {
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
+        let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
+        let fault = self.append_faults.lock().expect("fault plan").get(&n).copied();
+        match fault {
+            Some(AppendFault::Refused) => Err(injected("append", n)),
+            Some(AppendFault::AnswerLost) => {
+                self.inner.append(appends).await?;
+                Err(injected("append answer of", n))
+            }
+            None => self.inner.append(appends).await,
+        }
+    }
+
+    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_check()?;
+        self.inner.read_stream(stream, read).await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_check()?;
+        self.inner.read_all(after, limit).await
+    }
+
+    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.inner.wait_for_new(after, timeout)
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.read_check()?;
+        self.inner.load_snapshot(stream, at_or_before).await
+    }
+
+    fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send {
+        self.inner.list_streams(after, limit)
+    }
+}
