@@ -130,6 +130,11 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // On a multi-threaded runtime the query runs in place (no hand-off to another thread);
+        // elsewhere on the blocking pool.
+        if writer::on_multi_thread_runtime() {
+            return tokio::task::block_in_place(|| self.shared.readers.with(f));
+        }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.readers.with(f))
             .await

@@ -27,6 +27,12 @@ pub(crate) struct Job {
 /// to a blocking thread (so one appender never works for everyone else indefinitely).
 const INLINE_GROUPS: usize = 2;
 
+/// Whether the caller runs on a multi-threaded tokio runtime (where `block_in_place` is allowed).
+pub(crate) fn on_multi_thread_runtime() -> bool {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+}
+
 /// The write side of a store: the queue and the connection.
 pub(crate) struct Writer {
     queue: Mutex<VecDeque<Job>>,
@@ -96,9 +102,7 @@ impl Writer {
     /// uncontended append), on a blocking thread otherwise; a long queue is handed to a blocking
     /// thread after a few groups.
     pub(crate) async fn lead_from_task(self: &Arc<Self>) {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let multi = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-        let handoff = if multi {
+        let handoff = if on_multi_thread_runtime() {
             tokio::task::block_in_place(|| self.lead(INLINE_GROUPS))
         } else {
             let me = self.clone();
