@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::error::{EncodeError, RepositoryError};
-use crate::event::{Metadata, NewEvent, RecordedEvent};
+use crate::event::{Metadata, NewEvent};
 use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
 use crate::typed::{decode, encode};
@@ -260,16 +260,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    /// Reads the raw events of a stream up to `version` (inclusive), for history views.
-    pub async fn events_until(
-        &self,
-        id: &StreamId,
-        version: u64,
-    ) -> Result<Vec<RecordedEvent>, RepositoryError<A::Error>> {
-        let limit = usize::try_from(version).unwrap_or(usize::MAX);
-        Ok(self.store.read_stream(id, ReadStream::all().limit(limit)).await?)
     }
 }
 
