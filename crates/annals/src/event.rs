@@ -10,7 +10,10 @@ use crate::error::StoreError;
 use crate::ids::StreamId;
 
 /// Who did it and why: stored with every event. This is the audit trail.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialized by hand (not with `#[serde(flatten)]`, which buffers every field): it is read
+/// with every event on every load.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Metadata {
     /// The id of the message or command that caused this event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,6 +30,34 @@ pub struct Metadata {
     /// Anything else the application records.
     #[serde(default, flatten, skip_serializing_if = "serde_json::Map::is_empty")]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Metadata;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a metadata object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Metadata, M::Error> {
+                let mut m = Metadata::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "causation_id" => m.causation_id = map.next_value()?,
+                        "correlation_id" => m.correlation_id = map.next_value()?,
+                        "actor" => m.actor = map.next_value()?,
+                        "tenant" => m.tenant = map.next_value()?,
+                        _ => {
+                            m.extra.insert(key.into_owned(), map.next_value()?);
+                        }
+                    }
+                }
+                Ok(m)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 impl Metadata {
