@@ -230,3 +230,51 @@ fn events_follow_streams_appends_from_another_process() {
     follower.kill().unwrap();
     let _ = follower.wait();
 }
+
+#[test]
+fn several_processes_append_to_one_file_without_database_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("multi.db");
+    assert!(
+        annals(
+            &db,
+            &[
+                "append",
+                "shared-1",
+                "--type",
+                "Opened",
+                "--data",
+                "{}",
+                "--expected-version",
+                "no-stream"
+            ]
+        )
+        .status
+        .success()
+    );
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..8 {
+                    let data = format!(r#"{{"writer":{w},"i":{i}}}"#);
+                    let out = annals(&db, &["append", "shared-1", "--type", "Noted", "--data", &data]);
+                    assert!(
+                        out.status.success(),
+                        "writer {w}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let events = json_lines(&annals(&db, &["events", "--json"]));
+    assert_eq!(events.len(), 33);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["version"], i as u64 + 1, "versions are gap-free across processes");
+        assert_eq!(e["global_position"], i as u64 + 1);
+    }
+}
