@@ -153,7 +153,16 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Connect
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
         options.synchronous.pragma()
     ))?;
+    stable_plans(&conn)?;
     Ok(conn)
+}
+
+/// Turns on SQLite's query-planner stability guarantee. Our statements have one right plan (the
+/// index); without it, the bundled SQLite (built with STAT4) re-prepares a cached statement on
+/// every use, because rebinding a parameter compared with an indexed column marks it expired.
+pub(crate) fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map(|_| ())
 }
 
 fn read_head(conn: &Connection) -> Result<u64, StoreError> {
