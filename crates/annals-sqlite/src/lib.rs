@@ -26,7 +26,7 @@ use annals::{
     AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
     StreamInfo,
 };
-use read::{EVENT_COLUMNS, ReaderPool, query_events};
+use read::{LOG_AFTER, ReaderPool, STREAM_BACKWARDS, STREAM_FORWARDS, query_events};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
@@ -157,6 +157,15 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Connect
     Ok(conn)
 }
 
+/// Moves the published head position forward to `to` (never back), waking waiters if it moved.
+pub(crate) fn advance_head(head: &watch::Sender<u64>, to: u64) {
+    head.send_if_modified(|h| {
+        let moved = to > *h;
+        *h = (*h).max(to);
+        moved
+    });
+}
+
 /// Turns on SQLite's query-planner stability guarantee. Our statements have one right plan (the
 /// index); without it, the bundled SQLite (built with STAT4) re-prepares a cached statement on
 /// every use, because rebinding a parameter compared with an indexed column marks it expired.
@@ -232,14 +241,10 @@ impl EventStore for SqliteStore {
         let from = i64::try_from(read.from).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let sql = match read.direction {
-                Direction::Forwards => {
-                    format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3")
-                }
-                Direction::Backwards => format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3"
-                ),
+                Direction::Forwards => STREAM_FORWARDS,
+                Direction::Backwards => STREAM_BACKWARDS,
             };
-            query_events(conn, &sql, params![stream, from, limit])
+            query_events(conn, sql, params![stream, from, limit])
         })
         .await
     }
@@ -247,13 +252,8 @@ impl EventStore for SqliteStore {
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2"
-            );
-            query_events(conn, &sql, params![after, limit])
-        })
-        .await
+        self.read(move |conn| query_events(conn, LOG_AFTER, params![after, limit]))
+            .await
     }
 
     async fn wait_for_new(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {
@@ -267,11 +267,7 @@ impl EventStore for SqliteStore {
             // Another process may have appended: ask the database.
             let head = self.db_head().await?;
             if head > known {
-                self.shared.head.send_if_modified(|h| {
-                    let moved = head > *h;
-                    *h = (*h).max(head);
-                    moved
-                });
+                advance_head(&self.shared.head, head);
             }
             let now = tokio::time::Instant::now();
             if head > after || now >= deadline {
@@ -302,20 +298,12 @@ impl EventStore for SqliteStore {
         let stream_id = stream.clone();
         self.read(move |conn| {
             let snapshot = snapshot_query(conn, stream_id.clone(), Some(schema_version), until)?;
-            let from = snapshot.as_ref().map_or(1, |s| s.version + 1);
-            let limit = until.map_or(limit, |u| {
-                usize::try_from(u.saturating_sub(from - 1))
-                    .unwrap_or(usize::MAX)
-                    .min(limit)
-            });
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
-            );
+            let (from, limit) = annals::store::events_after_snapshot(snapshot.as_ref(), until, limit);
             let events = if limit == 0 {
                 Vec::new()
             } else {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                query_events(conn, &sql, params![stream_id.as_str(), from as i64, limit])?
+                query_events(conn, STREAM_FORWARDS, params![stream_id.as_str(), from as i64, limit])?
             };
             Ok((snapshot, events))
         })

@@ -9,9 +9,25 @@ use annals::{RecordedEvent, StoreError, StreamId};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row};
 
-/// The columns every event query selects, in the order [`decode_row`] reads them.
-pub(crate) const EVENT_COLUMNS: &str = "global_position, stream_id, stream_type, version, event_id, event_type, \
-     schema_version, payload, metadata, recorded_at";
+/// An event query: the columns [`decode_row`] reads, in its order, then `$rest`.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "SELECT global_position, stream_id, stream_type, version, event_id, event_type, ",
+            "schema_version, payload, metadata, recorded_at FROM events ",
+            $rest
+        )
+    };
+}
+
+/// A stream's events from a version on, oldest first.
+pub(crate) const STREAM_FORWARDS: &str =
+    select_events!("WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3");
+/// A stream's events up to a version, newest first.
+pub(crate) const STREAM_BACKWARDS: &str =
+    select_events!("WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3");
+/// The global log after a position.
+pub(crate) const LOG_AFTER: &str = select_events!("WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
 
 /// Read connections, opened on demand and reused.
 pub(crate) struct ReaderPool {

@@ -137,11 +137,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64
         .flat_map(|o| o.streams.iter().map(|s| s.last_position))
         .max()
     {
-        head.send_if_modified(|h| {
-            let moved = max > *h;
-            *h = (*h).max(max);
-            moved
-        });
+        crate::advance_head(head, max);
     }
     for (job, result) in group.into_iter().zip(results) {
         let _ = job.reply.send(result);

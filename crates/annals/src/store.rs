@@ -252,12 +252,7 @@ pub trait EventStore: Send + Sync {
                 .load_snapshot(stream, until)
                 .await?
                 .filter(|s| s.schema_version == schema_version);
-            let from = snapshot.as_ref().map_or(1, |s| s.version + 1);
-            let limit = until.map_or(limit, |u| {
-                usize::try_from(u.saturating_sub(from - 1))
-                    .unwrap_or(usize::MAX)
-                    .min(limit)
-            });
+            let (from, limit) = events_after_snapshot(snapshot.as_ref(), until, limit);
             let events = if limit == 0 {
                 Vec::new()
             } else {
@@ -321,6 +316,18 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
     fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).head_position()
     }
+}
+
+/// The first version to read after `snapshot` (1 without one) and how many events to read, at
+/// most `limit` and not past `until`: the window [`EventStore::read_from_snapshot`] returns.
+pub fn events_after_snapshot(snapshot: Option<&Snapshot>, until: Option<u64>, limit: usize) -> (u64, usize) {
+    let from = snapshot.map_or(1, |s| s.version + 1);
+    let limit = until.map_or(limit, |u| {
+        usize::try_from(u.saturating_sub(from - 1))
+            .unwrap_or(usize::MAX)
+            .min(limit)
+    });
+    (from, limit)
 }
 
 /// Checks everything about an append that needs no database: names, sizes, emptiness, repeats.
