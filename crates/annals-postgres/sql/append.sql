@@ -1,0 +1,66 @@
+-- append_events(...): appends to one or more streams atomically (the function runs in one transaction).
+-- Streams come as parallel arrays; stream i's events are e_*[s_first[i] .. s_first[i]+s_count[i]-1].
+-- s_expected: -1 any, -2 no stream, -3 stream exists, n >= 0 exactly version n.
+-- Refusals raise an error with its own SQLSTATE and the facts in DETAIL (field|field|…):
+--   AN001 retry: the first event of stream i is already stored (DETAIL: i)
+--   AN002 stream type mismatch (DETAIL: stream|requested|actual)
+--   AN003 conflict (DETAIL: stream|expected|actual)
+--   AN004 snapshot version mismatch (DETAIL: stream|snapshot version|stream version)
+-- Returns one row per stream: its first new version.
+CREATE FUNCTION append_events(
+    s_ids text[], s_types text[], s_expected bigint[], s_first int[], s_count int[],
+    snap_versions bigint[], snap_schemas int[], snap_states text[],
+    e_ids uuid[], e_types text[], e_schemas int[], e_payloads text[], e_metadata text[]
+) RETURNS TABLE (stream_index int, first_version bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    i int;
+    cur_v bigint;
+    cur_t text;
+    expected bigint;
+    n bigint;
+BEGIN
+    FOR i IN 1 .. cardinality(s_ids) LOOP
+        IF EXISTS (SELECT 1 FROM events e WHERE e.event_id = e_ids[s_first[i]]) THEN
+            RAISE EXCEPTION USING ERRCODE = 'AN001', MESSAGE = 'events already stored', DETAIL = i::text;
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. cardinality(s_ids) LOOP
+        SELECT s.version, s.stream_type INTO cur_v, cur_t FROM streams s WHERE s.stream_id = s_ids[i] FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO streams (stream_id, stream_type, version) VALUES (s_ids[i], s_types[i], 0)
+                ON CONFLICT DO NOTHING;
+            SELECT s.version, s.stream_type INTO cur_v, cur_t FROM streams s WHERE s.stream_id = s_ids[i] FOR UPDATE;
+        END IF;
+        IF cur_t <> s_types[i] THEN
+            RAISE EXCEPTION USING ERRCODE = 'AN002', MESSAGE = 'stream type mismatch',
+                DETAIL = s_ids[i] || '|' || s_types[i] || '|' || cur_t;
+        END IF;
+        expected := s_expected[i];
+        IF NOT (expected = -1 OR (expected = -2 AND cur_v = 0) OR (expected = -3 AND cur_v > 0)
+                OR (expected >= 0 AND cur_v = expected)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'AN003', MESSAGE = 'wrong expected version',
+                DETAIL = s_ids[i] || '|' || expected || '|' || cur_v;
+        END IF;
+        n := s_count[i];
+        IF snap_versions[i] IS NOT NULL AND snap_versions[i] <> cur_v + n THEN
+            RAISE EXCEPTION USING ERRCODE = 'AN004', MESSAGE = 'snapshot version mismatch',
+                DETAIL = s_ids[i] || '|' || snap_versions[i] || '|' || (cur_v + n);
+        END IF;
+        INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, payload, metadata)
+        SELECT s_ids[i], s_types[i], cur_v + 1 + (j - s_first[i]), e_ids[j], e_types[j], e_schemas[j],
+               e_payloads[j]::json, e_metadata[j]::json
+        FROM generate_series(s_first[i], s_first[i] + s_count[i] - 1) AS j
+        ORDER BY j;
+        UPDATE streams SET version = cur_v + n, updated_at = now() WHERE stream_id = s_ids[i];
+        IF snap_versions[i] IS NOT NULL THEN
+            INSERT INTO snapshots (stream_id, version, schema_version, state)
+            VALUES (s_ids[i], snap_versions[i], snap_schemas[i], snap_states[i]::json)
+            ON CONFLICT (stream_id, version) DO UPDATE
+                SET schema_version = excluded.schema_version, state = excluded.state, taken_at = now();
+        END IF;
+        stream_index := i;
+        first_version := cur_v + 1;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

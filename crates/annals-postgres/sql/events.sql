@@ -1,0 +1,22 @@
+-- events: one row per event, never updated or deleted in place.
+-- `id` is a row id taken at insert; it is NOT the global position: an identity value is taken at
+-- insert but becomes visible at commit, so ordering readers by it would skip late committers (the
+-- global-ordering trap). Global positions live in `log` (log.sql), assigned by the sequencer.
+-- `tx` is the inserting transaction's id; the sequencer uses it as a fence.
+-- UNIQUE(stream_id, version) makes optimistic locking structural; UNIQUE(event_id) makes appends
+-- idempotent.
+CREATE TABLE events (
+    id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tx             xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    stream_id      text        NOT NULL,
+    stream_type    text        NOT NULL,
+    version        bigint      NOT NULL CHECK (version > 0),
+    event_id       uuid        NOT NULL UNIQUE,
+    event_type     text        NOT NULL,
+    schema_version integer     NOT NULL,
+    payload        json        NOT NULL,
+    metadata       json        NOT NULL,
+    recorded_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (stream_id, version)
+);
+CREATE INDEX events_tx ON events (tx);

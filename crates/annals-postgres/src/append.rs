@@ -1,0 +1,219 @@
+//! Appends: every stream of an append goes to the server in one call of `append_events` (one
+//! transaction, batched as arrays, a prepared statement), pipelined with `event_positions`, which
+//! runs right after that transaction commits and returns the events' global positions: one round
+//! trip per append. Refusals come back as errors with annals' own SQLSTATEs (see `append.sql`).
+
+use std::collections::HashMap;
+
+use annals::store::{StoredAt, resolve_retry};
+use annals::{AppendOutcome, ExpectedVersion, StoreError, StreamAppend, StreamAppended};
+use deadpool_postgres::Client;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+const APPEND: &str =
+    "SELECT stream_index, first_version FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+const POSITIONS: &str = "SELECT event_positions($1)";
+const STORED: &str = "SELECT e.event_id, e.stream_id, e.version, l.position
+                      FROM events e LEFT JOIN log l ON l.event_row = e.id WHERE e.event_id = ANY($1)";
+
+fn expected_code(e: ExpectedVersion) -> i64 {
+    match e {
+        ExpectedVersion::Any => -1,
+        ExpectedVersion::NoStream => -2,
+        ExpectedVersion::StreamExists => -3,
+        ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+    }
+}
+
+/// Appends already-validated `appends` atomically.
+pub(crate) async fn append(client: &Client, appends: &[StreamAppend]) -> Result<AppendOutcome, StoreError> {
+    let b = StoreError::backend;
+    let append_stmt = client.prepare_cached(APPEND).await.map_err(b)?;
+    let positions_stmt = client.prepare_cached(POSITIONS).await.map_err(b)?;
+
+    let n_events: usize = appends.iter().map(|a| a.events.len()).sum();
+    let (mut s_ids, mut s_types, mut s_expected, mut s_first, mut s_count) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut snap_v, mut snap_s, mut snap_state) = (Vec::new(), Vec::new(), Vec::new());
+    let mut e_ids = Vec::with_capacity(n_events);
+    let mut e_types = Vec::with_capacity(n_events);
+    let mut e_schemas = Vec::with_capacity(n_events);
+    let mut e_payloads = Vec::with_capacity(n_events);
+    let mut e_metadata = Vec::with_capacity(n_events);
+    for a in appends {
+        s_ids.push(a.stream_id.as_str());
+        s_types.push(a.stream_type.as_str());
+        s_expected.push(expected_code(a.expected));
+        s_first.push(e_ids.len() as i32 + 1);
+        s_count.push(a.events.len() as i32);
+        snap_v.push(a.snapshot.as_ref().map(|s| s.version as i64));
+        snap_s.push(a.snapshot.as_ref().map(|s| s.schema_version as i32));
+        snap_state.push(a.snapshot.as_ref().map(|s| s.state.get()));
+        for e in &a.events {
+            e_ids.push(e.event_id);
+            e_types.push(e.event_type.as_str());
+            e_schemas.push(e.schema_version as i32);
+            e_payloads.push(e.payload.get());
+            e_metadata.push(e.metadata.to_json());
+        }
+    }
+    // Pipelined: the append's own transaction commits, then the positions are read (assigned
+    // first if the sequencer has not got to them), in one round trip.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+        &s_ids,
+        &s_types,
+        &s_expected,
+        &s_first,
+        &s_count,
+        &snap_v,
+        &snap_s,
+        &snap_state,
+        &e_ids,
+        &e_types,
+        &e_schemas,
+        &e_payloads,
+        &e_metadata,
+    ];
+    let position_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&e_ids];
+    let (appended, positions) = tokio::join!(
+        client.query(&append_stmt, &params),
+        client.query_one(&positions_stmt, &position_params),
+    );
+    let rows = match appended {
+        Ok(rows) => rows,
+        Err(e) => return refusal(client, appends, &e_ids, e).await,
+    };
+    let positions: Vec<Option<i64>> = positions.map_err(b)?.try_get(0).map_err(b)?;
+    let mut streams = Vec::with_capacity(appends.len());
+    for row in rows {
+        let i = row.try_get::<_, i32>(0).map_err(b)? as usize - 1;
+        let first_version = row.try_get::<_, i64>(1).map_err(b)? as u64;
+        let a = &appends[i];
+        let start = s_first[i] as usize - 1;
+        let slice = &positions[start..start + a.events.len()];
+        let position = |p: Option<&Option<i64>>| {
+            p.copied().flatten().map(|p| p as u64).ok_or_else(|| {
+                StoreError::backend(format!(
+                    "stream {}: appended events got no global position",
+                    a.stream_id
+                ))
+            })
+        };
+        streams.push(StreamAppended {
+            stream_id: a.stream_id.clone(),
+            first_version,
+            last_version: first_version + a.events.len() as u64 - 1,
+            first_position: position(slice.first())?,
+            last_position: position(slice.last())?,
+            already_stored: false,
+        });
+    }
+    Ok(AppendOutcome { streams })
+}
+
+/// Turns a failed `append_events` into the store error it stands for. A retry of stored events
+/// (AN001) is resolved here instead: streams whose events are all stored are answered from the
+/// store; the rest are appended again.
+async fn refusal(
+    client: &Client,
+    appends: &[StreamAppend],
+    ids: &[Uuid],
+    e: tokio_postgres::Error,
+) -> Result<AppendOutcome, StoreError> {
+    let Some(db) = e.as_db_error() else {
+        return Err(StoreError::backend(e));
+    };
+    let detail: Vec<&str> = db.detail().unwrap_or_default().split('|').collect();
+    let field = |i: usize| detail.get(i).copied().unwrap_or_default().to_owned();
+    let number = |i: usize| field(i).parse::<u64>().unwrap_or_default();
+    Err(match db.code().code() {
+        "AN001" => return retry(client, appends, ids).await,
+        "AN002" => StoreError::StreamTypeMismatch {
+            stream: field(0),
+            requested: field(1),
+            actual: field(2),
+        },
+        "AN003" => {
+            let stream = field(0);
+            let expected = appends
+                .iter()
+                .find(|a| a.stream_id.as_str() == stream)
+                .map_or(ExpectedVersion::Any, |a| a.expected);
+            StoreError::Conflict {
+                stream,
+                expected,
+                actual: number(2),
+            }
+        }
+        "AN004" => StoreError::SnapshotVersionMismatch {
+            stream: field(0),
+            snapshot_version: number(1),
+            stream_version: number(2),
+        },
+        _ if db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_event_id_key") => {
+            duplicate(client, appends, ids, db.detail().unwrap_or_default()).await
+        }
+        _ => StoreError::backend(e),
+    })
+}
+
+async fn stored(client: &Client, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredAt>, StoreError> {
+    let b = StoreError::backend;
+    let stmt = client.prepare_cached(STORED).await.map_err(b)?;
+    let mut out = HashMap::new();
+    for row in client.query(&stmt, &[&ids]).await.map_err(b)? {
+        let id: Uuid = row.try_get(0).map_err(b)?;
+        out.insert(
+            id,
+            StoredAt {
+                stream_id: row.try_get(1).map_err(b)?,
+                version: row.try_get::<_, i64>(2).map_err(b)? as u64,
+                global_position: row.try_get::<_, Option<i64>>(3).map_err(b)?.unwrap_or(0) as u64,
+            },
+        );
+    }
+    Ok(out)
+}
+
+async fn retry(client: &Client, appends: &[StreamAppend], ids: &[Uuid]) -> Result<AppendOutcome, StoreError> {
+    let found = stored(client, ids).await?;
+    let mut done = Vec::new();
+    let mut fresh = Vec::new();
+    for (i, a) in appends.iter().enumerate() {
+        let at: Vec<Option<StoredAt>> = a.events.iter().map(|e| found.get(&e.event_id).cloned()).collect();
+        match resolve_retry(a, &at)? {
+            Some(appended) => done.push((i, appended)),
+            None => fresh.push(i),
+        }
+    }
+    if !fresh.is_empty() {
+        let rest: Vec<StreamAppend> = fresh.iter().map(|&i| appends[i].clone()).collect();
+        let outcome = Box::pin(append(client, &rest)).await?;
+        done.extend(fresh.into_iter().zip(outcome.streams));
+    }
+    done.sort_by_key(|(i, _)| *i);
+    Ok(AppendOutcome {
+        streams: done.into_iter().map(|(_, s)| s).collect(),
+    })
+}
+
+async fn duplicate(client: &Client, appends: &[StreamAppend], ids: &[Uuid], detail: &str) -> StoreError {
+    // DETAIL: Key (event_id)=(<uuid>) already exists.
+    let id = detail
+        .split(['(', ')'])
+        .find_map(|part| Uuid::parse_str(part).ok())
+        .or_else(|| ids.first().copied())
+        .unwrap_or_default();
+    let stream = appends
+        .iter()
+        .find(|a| a.events.iter().any(|e| e.event_id == id))
+        .map_or_else(String::new, |a| a.stream_id.to_string());
+    let at = stored(client, &[id]).await.ok().and_then(|mut m| m.remove(&id));
+    StoreError::DuplicateEventId {
+        event_id: id,
+        stream,
+        stored_stream: at.as_ref().map_or_else(String::new, |s| s.stream_id.clone()),
+        stored_version: at.map_or(0, |s| s.version),
+    }
+}

@@ -1,0 +1,380 @@
+//! # annals-postgres — the production event store on PostgreSQL
+//!
+//! ```text
+//! let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+//! ```
+//!
+//! - **Appends** go to the server as one call of a PL/pgSQL function taking arrays (one
+//!   transaction, a prepared statement), pipelined with the call that returns the events' global
+//!   positions: one round trip per append, whatever its size. Optimistic locking is structural
+//!   (`UNIQUE(stream_id, version)` plus a row lock per stream); appends to different streams run
+//!   in parallel.
+//! - **The global log is gap-free** without a global append lock: appends store events without a
+//!   position; a sequencer gives positions only to committed rows, in a table of its own (`log`),
+//!   so a reader checkpointed at position N can never miss a late-committing N-1. Why and how:
+//!   `docs/design.md`, "The gap-free log on PostgreSQL".
+//! - **Waking**: the sequencer NOTIFYs the new head; one listening connection per store wakes
+//!   every waiting reader. Readers also sweep once a second (assigning positions to rows whose
+//!   appender died between its commit and the sequencing), so nothing waits for ever.
+//! - **Schema**: everything lives in one PostgreSQL schema (default `annals`), created and
+//!   migrated on connect from the SQL files in `sql/`, one per object.
+//! - **Durability** is the server's `synchronous_commit` (default `on`: a returned append is
+//!   flushed to the server's WAL).
+
+mod append;
+mod follow;
+mod read;
+pub mod schema;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use annals::{
+    AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
+    StreamInfo,
+};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use read::{LOG_AFTER, STREAM_BACKWARDS, STREAM_FORWARDS, decode_rows};
+use tokio::sync::{OnceCell, oneshot, watch};
+use tokio_postgres::NoTls;
+
+pub use deadpool_postgres;
+pub use tokio_postgres;
+
+/// Options for [`PostgresStore::connect_with`].
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// The PostgreSQL schema holding annals' tables (default `annals`; lower-case letters, digits
+    /// and `_`).
+    pub schema: String,
+    /// Most pooled connections (default 16).
+    pub pool_size: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: "annals".into(),
+            pool_size: 16,
+        }
+    }
+}
+
+struct Shared {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    schema: String,
+    head: watch::Sender<u64>,
+    listener: OnceCell<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(l) = self.listener.get() {
+            l.abort();
+        }
+    }
+}
+
+/// The PostgreSQL event store. Cheap to clone (clones share one pool and one listener).
+#[derive(Clone)]
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+}
+
+/// How often a waiting reader sweeps for committed events that have no position yet.
+const SWEEP: Duration = Duration::from_secs(1);
+
+impl PostgresStore {
+    /// Connects with default options to `url` (`postgres://user@host:port/db`), creating and
+    /// migrating the `annals` schema if needed.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects to `url` with `options`, creating and migrating the schema if needed.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        if !schema::valid_schema_name(&options.schema) {
+            return Err(StoreError::backend(format!(
+                "invalid schema name {:?}: use lower-case ASCII letters, digits and _, starting with a letter",
+                options.schema
+            )));
+        }
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::backend(format!("invalid PostgreSQL URL {url:?}: {e}")))?;
+        let (mut client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| StoreError::backend(format!("cannot connect to PostgreSQL at {url}: {e}")))?;
+        let driver = tokio::spawn(connection);
+        schema::migrate(&mut client, &options.schema)
+            .await
+            .map_err(StoreError::backend)?;
+        drop(client);
+        let _ = driver.await;
+
+        config.options(format!("-c search_path={}", options.schema));
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .build()
+            .map_err(StoreError::backend)?;
+        let store = Self {
+            shared: Arc::new(Shared {
+                pool,
+                config,
+                schema: options.schema,
+                head: watch::Sender::new(0),
+                listener: OnceCell::new(),
+            }),
+        };
+        // Sequence anything a crashed appender left behind, and learn the head.
+        let head = store.assign_positions().await?;
+        advance_head(&store.shared.head, head);
+        Ok(store)
+    }
+
+    /// The PostgreSQL schema in use.
+    pub fn schema(&self) -> &str {
+        &self.shared.schema
+    }
+
+    /// The connection pool (for read models and tools that live in the same database; its
+    /// connections have `search_path` set to the store's schema).
+    pub fn pool(&self) -> &Pool {
+        &self.shared.pool
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.shared.pool.get().await.map_err(StoreError::backend)
+    }
+
+    /// Gives positions to committed events that have none yet; returns the log's head.
+    pub async fn assign_positions(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT assign_positions()")
+            .await
+            .map_err(StoreError::backend)?;
+        let head: i64 = client.query_one(&stmt, &[]).await.map_err(StoreError::backend)?.get(0);
+        Ok(head as u64)
+    }
+
+    async fn ensure_listener(&self) {
+        self.shared
+            .listener
+            .get_or_init(|| async {
+                let (ready, started) = oneshot::channel();
+                let handle = follow::spawn(
+                    self.shared.config.clone(),
+                    self.shared.schema.clone(),
+                    self.shared.head.clone(),
+                    ready,
+                );
+                let _ = started.await;
+                handle
+            })
+            .await;
+    }
+
+    /// Runs an event query. Rows committed but not yet sequenced (their appender is between its
+    /// commit and its `event_positions` call) are sequenced and the query runs once more; rows
+    /// that committed after the first run and have no position yet are left out of the second
+    /// (a stream's newer versions, at the end of a forwards read and the start of a backwards
+    /// one), so the answer is at least what the first run saw.
+    async fn query_events(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(StoreError::backend)?;
+        let rows = client.query(&stmt, params).await.map_err(StoreError::backend)?;
+        let events = decode_rows(&rows)?;
+        if events.iter().all(Option::is_some) {
+            return Ok(events.into_iter().flatten().collect());
+        }
+        self.assign_positions().await?;
+        let rows = client.query(&stmt, params).await.map_err(StoreError::backend)?;
+        let events = decode_rows(&rows)?;
+        let sequenced = events.iter().position(Option::is_some).unwrap_or(events.len());
+        Ok(events
+            .into_iter()
+            .skip(if sql == STREAM_BACKWARDS { sequenced } else { 0 })
+            .map_while(|e| e)
+            .collect())
+    }
+}
+
+/// Moves the published head position forward to `to` (never back), waking waiters if it moved.
+pub(crate) fn advance_head(head: &watch::Sender<u64>, to: u64) {
+    head.send_if_modified(|h| {
+        let moved = to > *h;
+        *h = (*h).max(to);
+        moved
+    });
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl EventStore for PostgresStore {
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
+        annals::store::validate_append(&appends)?;
+        let client = self.client().await?;
+        let outcome = append::append(&client, &appends).await?;
+        if let Some(last) = outcome.streams.iter().map(|s| s.last_position).max() {
+            advance_head(&self.shared.head, last);
+        }
+        Ok(outcome)
+    }
+
+    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = match read.direction {
+            Direction::Forwards => STREAM_FORWARDS,
+            Direction::Backwards => STREAM_BACKWARDS,
+        };
+        let limit = to_i64(read.limit as u64);
+        self.query_events(sql, &[&stream.as_str(), &to_i64(read.from), &limit])
+            .await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.query_events(LOG_AFTER, &[&to_i64(after), &to_i64(limit as u64)])
+            .await
+    }
+
+    async fn wait_for_new(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {
+        self.ensure_listener().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.shared.head.subscribe();
+        loop {
+            let known = *rx.borrow_and_update();
+            if known > after {
+                return Ok(known);
+            }
+            let head = self.assign_positions().await?;
+            advance_head(&self.shared.head, head);
+            let now = tokio::time::Instant::now();
+            if head > after || now >= deadline {
+                return Ok(head.max(known));
+            }
+            let nap = (deadline - now).min(SWEEP);
+            let _ = tokio::time::timeout(nap, rx.changed()).await;
+        }
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.snapshot(stream, None, at_or_before).await
+    }
+
+    async fn list_streams(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<StreamInfo>, StoreError> {
+        let b = StoreError::backend;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT stream_id, stream_type, version, updated_at FROM streams
+                 WHERE stream_id > $1 AND deleted_at IS NULL AND version > 0 ORDER BY stream_id LIMIT $2",
+            )
+            .await
+            .map_err(b)?;
+        let after = after.map_or("", |a| a.as_str());
+        let rows = client.query(&stmt, &[&after, &to_i64(limit as u64)]).await.map_err(b)?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(b)?;
+                let version = r.try_get::<_, i64>(2).map_err(b)? as u64;
+                Ok(StreamInfo {
+                    stream_id: StreamId::new(id.clone()).map_err(|_| StoreError::Corrupt {
+                        stream: id,
+                        version,
+                        reason: "invalid stream id in the streams table".into(),
+                    })?,
+                    stream_type: r.try_get(1).map_err(b)?,
+                    version,
+                    updated_at: r.try_get::<_, SystemTime>(3).map_err(b)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &StreamId,
+        schema_version: u32,
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<(Option<Snapshot>, Vec<RecordedEvent>), StoreError> {
+        let snapshot = self.snapshot(stream, Some(schema_version), until).await?;
+        let (from, limit) = annals::store::events_after_snapshot(snapshot.as_ref(), until, limit);
+        let events = if limit == 0 {
+            Vec::new()
+        } else {
+            self.query_events(
+                STREAM_FORWARDS,
+                &[&stream.as_str(), &to_i64(from), &to_i64(limit as u64)],
+            )
+            .await?
+        };
+        Ok((snapshot, events))
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.assign_positions().await
+    }
+}
+
+impl PostgresStore {
+    /// The newest snapshot of a stream at or before `until`, of `schema_version` if given.
+    async fn snapshot(
+        &self,
+        stream: &StreamId,
+        schema_version: Option<u32>,
+        until: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let b = StoreError::backend;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT version, schema_version, state::text, taken_at FROM snapshots
+                 WHERE stream_id = $1 AND version <= $2 AND ($3::integer IS NULL OR schema_version = $3)
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .await
+            .map_err(b)?;
+        let bound = to_i64(until.unwrap_or(u64::MAX));
+        let schema = schema_version.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+        let Some(row) = client
+            .query_opt(&stmt, &[&stream.as_str(), &bound, &schema])
+            .await
+            .map_err(b)?
+        else {
+            return Ok(None);
+        };
+        let state: String = row.try_get(2).map_err(b)?;
+        // An unreadable snapshot is not fatal: the repository replays instead.
+        let Ok(state) = serde_json::value::RawValue::from_string(state) else {
+            return Ok(None);
+        };
+        Ok(Some(Snapshot {
+            stream_id: stream.clone(),
+            version: row.try_get::<_, i64>(0).map_err(b)? as u64,
+            schema_version: u32::try_from(row.try_get::<_, i32>(1).map_err(b)?).unwrap_or(u32::MAX),
+            state,
+            taken_at: row.try_get::<_, SystemTime>(3).map_err(b)?,
+        }))
+    }
+}

@@ -1,0 +1,78 @@
+//! Embedded schema migrations, applied in order on connect; each has a number and a note.
+//!
+//! Everything lives in one PostgreSQL schema (default `annals`), so several stores can share a
+//! database (tests give each case its own schema). Concurrent connects serialize on an advisory
+//! lock derived from the schema name.
+
+use tokio_postgres::Client;
+
+/// One migration: its number, what it does, and its SQL.
+pub struct Migration {
+    /// Applied in increasing order; never renumbered.
+    pub version: i32,
+    /// What it does.
+    pub note: &'static str,
+    /// The SQL, run in one transaction.
+    pub sql: &'static [&'static str],
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    note: "events, streams, snapshots, the gap-free log and its sequencer, the append function",
+    sql: &[
+        include_str!("../sql/events.sql"),
+        include_str!("../sql/streams.sql"),
+        include_str!("../sql/snapshots.sql"),
+        include_str!("../sql/log.sql"),
+        include_str!("../sql/positions.sql"),
+        include_str!("../sql/append.sql"),
+    ],
+}];
+
+/// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,
+/// `_`, starting with a letter, at most 63 bytes).
+pub fn valid_schema_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Creates `schema` if missing and applies the migrations not yet applied; returns how many ran.
+pub async fn migrate(client: &mut Client, schema: &str) -> Result<usize, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('annals.migrate.' || $1))",
+        &[&schema],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS migrations (
+             version integer PRIMARY KEY, note text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
+    ))
+    .await?;
+    let done: Vec<i32> = tx
+        .query("SELECT version FROM migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut applied = 0;
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        for sql in m.sql {
+            tx.batch_execute(sql).await?;
+        }
+        tx.execute(
+            "INSERT INTO migrations (version, note) VALUES ($1, $2)",
+            &[&m.version, &m.note],
+        )
+        .await?;
+        applied += 1;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
