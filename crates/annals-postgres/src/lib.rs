@@ -65,13 +65,16 @@ struct Shared {
     config: tokio_postgres::Config,
     schema: String,
     head: watch::Sender<u64>,
-    listener: OnceCell<tokio::task::JoinHandle<()>>,
+    listener: OnceCell<Listener>,
 }
+
+/// The listening task (aborted when the store's last clone goes).
+struct Listener(tokio::task::JoinHandle<()>);
 
 impl Drop for Shared {
     fn drop(&mut self) {
         if let Some(l) = self.listener.get() {
-            l.abort();
+            l.0.abort();
         }
     }
 }
@@ -180,7 +183,7 @@ impl PostgresStore {
                     ready,
                 );
                 let _ = started.await;
-                handle
+                Listener(handle)
             })
             .await;
     }
