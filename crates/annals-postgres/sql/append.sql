@@ -16,6 +16,8 @@ DECLARE
     i int;
     cur_v bigint;
     cur_t text;
+    versions bigint[];
+    types text[];
     expected bigint;
     n bigint;
 BEGIN
@@ -24,13 +26,21 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'AN001', MESSAGE = 'events already stored', DETAIL = i::text;
         END IF;
     END LOOP;
-    FOR i IN 1 .. cardinality(s_ids) LOOP
+    -- Lock every stream row (creating missing ones) in stream-id order, so two multi-stream
+    -- appends can never wait on each other in a cycle.
+    FOR i IN SELECT t.o FROM unnest(s_ids) WITH ORDINALITY AS t(id, o) ORDER BY t.id LOOP
         SELECT s.version, s.stream_type INTO cur_v, cur_t FROM streams s WHERE s.stream_id = s_ids[i] FOR UPDATE;
         IF NOT FOUND THEN
             INSERT INTO streams (stream_id, stream_type, version) VALUES (s_ids[i], s_types[i], 0)
                 ON CONFLICT DO NOTHING;
             SELECT s.version, s.stream_type INTO cur_v, cur_t FROM streams s WHERE s.stream_id = s_ids[i] FOR UPDATE;
         END IF;
+        versions[i] := cur_v;
+        types[i] := cur_t;
+    END LOOP;
+    FOR i IN 1 .. cardinality(s_ids) LOOP
+        cur_v := versions[i];
+        cur_t := types[i];
         IF cur_t <> s_types[i] THEN
             RAISE EXCEPTION USING ERRCODE = 'AN002', MESSAGE = 'stream type mismatch',
                 DETAIL = s_ids[i] || '|' || s_types[i] || '|' || cur_t;
