@@ -6,6 +6,7 @@ use annals::{
     AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
     StreamInfo,
 };
+use annals_postgres::{PostgresOptions, PostgresStore};
 use annals_sqlite::SqliteStore;
 
 /// Every backend the CLI can open.
@@ -15,16 +16,27 @@ pub enum AnyStore {
     Sqlite(SqliteStore),
     /// An in-memory store that lives as long as the command (`--db memory:`).
     Memory(std::sync::Arc<MemoryStore>),
+    /// A PostgreSQL database (`--db postgres://…`).
+    Postgres(PostgresStore),
 }
 
 impl AnyStore {
-    /// Opens what `db` names: `memory:` or a SQLite file path.
-    pub async fn open(db: &str) -> anyhow::Result<Self> {
+    /// Opens what `db` names: `memory:`, a `postgres://` URL (tables in `pg_schema`) or a SQLite
+    /// file path.
+    pub async fn open(db: &str, pg_schema: &str) -> anyhow::Result<Self> {
         if db == "memory:" {
             return Ok(Self::Memory(Default::default()));
         }
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            anyhow::bail!("the PostgreSQL backend is not built yet; use a SQLite file path (e.g. --db ./annals.db)");
+            let options = PostgresOptions {
+                schema: pg_schema.to_owned(),
+                ..PostgresOptions::default()
+            };
+            return Ok(Self::Postgres(
+                PostgresStore::connect_with(db, options)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))?,
+            ));
         }
         Ok(Self::Sqlite(
             SqliteStore::open(db)
@@ -39,6 +51,7 @@ macro_rules! dispatch {
         match $self {
             AnyStore::Sqlite($s) => $e,
             AnyStore::Memory($s) => $e,
+            AnyStore::Postgres($s) => $e,
         }
     };
 }

@@ -16,9 +16,13 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "annals", version, about)]
 struct Cli {
-    /// The store: a SQLite file path (created if missing), or `memory:`.
+    /// The store: a SQLite file path (created if missing), a PostgreSQL URL
+    /// (`postgres://user@host:5432/db`), or `memory:`.
     #[arg(long, global = true, default_value = "./annals.db", env = "ANNALS_DB")]
     db: String,
+    /// On PostgreSQL: the schema holding annals' tables (created if missing).
+    #[arg(long, global = true, default_value = "annals", env = "ANNALS_PG_SCHEMA")]
+    pg_schema: String,
     /// Print JSON (one object per line for lists) instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -107,7 +111,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = backend::AnyStore::open(&cli.db).await?;
+    let store = backend::AnyStore::open(&cli.db, &cli.pg_schema).await?;
     match cli.command {
         Command::Demo => demo::run(store, &cli.db).await,
         Command::Streams { stream_type } => commands::streams(&store, stream_type.as_deref(), cli.json).await,

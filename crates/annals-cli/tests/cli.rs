@@ -1,18 +1,88 @@
-//! The `annals` binary end to end on a SQLite file: demo, streams, history, events, append.
+//! The `annals` binary end to end: demo, streams, history, events, append. Every test body runs
+//! on a SQLite file and on PostgreSQL (a fresh schema of the `test` database on 127.0.0.1:5432).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-fn annals(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_annals"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("annals runs")
+/// Where a test's `annals` commands point: a SQLite file in a temporary directory, or a fresh
+/// PostgreSQL schema (dropped at the end).
+struct Db {
+    url: String,
+    schema: Option<String>,
+    _dir: Option<tempfile::TempDir>,
 }
+
+impl Db {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            url: dir.path().join("annals.db").display().to_string(),
+            schema: None,
+            _dir: Some(dir),
+        }
+    }
+
+    fn postgres() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let url = std::env::var("ANNALS_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("cli_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        Self {
+            url,
+            schema: Some(schema),
+            _dir: None,
+        }
+    }
+
+    /// The SQLite file, if this is SQLite.
+    fn file(&self) -> Option<&Path> {
+        self._dir.as_ref().map(|_| Path::new(&self.url))
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_annals"));
+        c.arg("--db").arg(&self.url);
+        if let Some(schema) = &self.schema {
+            c.arg("--pg-schema").arg(schema);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("annals runs")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(schema) = &self.schema {
+            let _ = Command::new("psql")
+                .args([&self.url, "-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
+                .output();
+        }
+    }
+}
+
+/// Stamps each test body into one test per backend.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(&super::Db::sqlite()); } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(&super::Db::postgres()); } )*
+        }
+    };
+}
+
+on_every_backend!(
+    demo_creates_the_store_and_tells_the_story,
+    append_checks_versions_and_refuses_bad_input,
+    events_follow_streams_appends_from_another_process,
+    several_processes_append_to_one_store,
+);
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -25,11 +95,8 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn demo_creates_the_database_and_tells_the_story() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("annals.db");
-    let out = annals(&db, &["demo"]);
+fn demo_creates_the_store_and_tells_the_story(db: &Db) {
+    let out = db.run(&["demo"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
     for needle in [
@@ -43,30 +110,32 @@ fn demo_creates_the_database_and_tells_the_story() {
     ] {
         assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
     }
-    assert!(db.exists());
-    let streams = json_lines(&annals(&db, &["streams", "--json"]));
+    if let Some(file) = db.file() {
+        assert!(file.exists());
+    }
+    let streams = json_lines(&db.run(&["streams", "--json"]));
     assert_eq!(streams.len(), 1);
     assert_eq!(streams[0]["stream_type"], "Order");
     assert_eq!(streams[0]["version"], 5);
     let id = streams[0]["stream_id"].as_str().unwrap().to_owned();
 
-    let then = annals(&db, &["history", &id, "--at-version", "2", "--json"]);
+    let then = db.run(&["history", &id, "--at-version", "2", "--json"]);
     let then: serde_json::Value = serde_json::from_slice(&then.stdout).unwrap();
     assert_eq!(then["state"]["state"], "APPROVED");
     assert_eq!(then["version"], 2);
     assert_eq!(then["current_version"], 5);
     assert_eq!(then["events"].as_array().unwrap().len(), 2);
-    let now = annals(&db, &["history", &id]);
+    let now = db.run(&["history", &id]);
     assert!(stdout(&now).contains("\"state\": \"CANCELLED\""), "{}", stdout(&now));
-    let before = annals(&db, &["history", &id, "--at-time", "2000-01-01T00:00:00Z", "--json"]);
+    let before = db.run(&["history", &id, "--at-time", "2000-01-01T00:00:00Z", "--json"]);
     let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
     assert_eq!(before["version"], 0);
     assert_eq!(before["state"]["state"], "NEW");
 
     // The demo can run again on the same file: a second order.
-    assert!(annals(&db, &["demo"]).status.success());
-    assert_eq!(json_lines(&annals(&db, &["streams", "--json"])).len(), 2);
-    let events = json_lines(&annals(&db, &["events", "--from", "1", "--json"]));
+    assert!(db.run(&["demo"]).status.success());
+    assert_eq!(json_lines(&db.run(&["streams", "--json"])).len(), 2);
+    let events = json_lines(&db.run(&["events", "--from", "1", "--json"]));
     assert_eq!(events.len(), 10);
     assert!(
         events
@@ -75,57 +144,45 @@ fn demo_creates_the_database_and_tells_the_story() {
     );
 }
 
-#[test]
-fn append_checks_versions_and_refuses_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("a.db");
-    let ok = annals(
-        &db,
-        &[
-            "append",
-            "note-1",
-            "--type",
-            "NoteAdded",
-            "--data",
-            r#"{"text":"hi"}"#,
-            "--expected-version",
-            "no-stream",
-        ],
-    );
+fn append_checks_versions_and_refuses_bad_input(db: &Db) {
+    let ok = db.run(&[
+        "append",
+        "note-1",
+        "--type",
+        "NoteAdded",
+        "--data",
+        r#"{"text":"hi"}"#,
+        "--expected-version",
+        "no-stream",
+    ]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let conflict = annals(
-        &db,
-        &[
-            "append",
-            "note-1",
-            "--type",
-            "NoteAdded",
-            "--data",
-            "{}",
-            "--expected-version",
-            "no-stream",
-        ],
-    );
+    let conflict = db.run(&[
+        "append",
+        "note-1",
+        "--type",
+        "NoteAdded",
+        "--data",
+        "{}",
+        "--expected-version",
+        "no-stream",
+    ]);
     assert_eq!(conflict.status.code(), Some(2), "a conflict exits with 2");
     let err = String::from_utf8_lossy(&conflict.stderr);
     assert!(
         err.contains("note-1") && err.contains("expected no stream") && err.contains("actual version 1"),
         "{err}"
     );
-    let second = annals(
-        &db,
-        &[
-            "append",
-            "note-1",
-            "--type",
-            "NoteAdded",
-            "--data",
-            r#"{"text":"again"}"#,
-            "--expected-version",
-            "1",
-            "--json",
-        ],
-    );
+    let second = db.run(&[
+        "append",
+        "note-1",
+        "--type",
+        "NoteAdded",
+        "--data",
+        r#"{"text":"again"}"#,
+        "--expected-version",
+        "1",
+        "--json",
+    ]);
     assert_eq!(json_lines(&second)[0]["version"], 2);
 
     for (args, needle) in [
@@ -156,7 +213,7 @@ fn append_checks_versions_and_refuses_bad_input() {
         ),
         (vec!["append", "lonely", "--type", "X", "--data", "{}"], "--stream-type"),
     ] {
-        let out = annals(&db, &args);
+        let out = db.run(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(needle),
@@ -164,31 +221,27 @@ fn append_checks_versions_and_refuses_bad_input() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let events = json_lines(&annals(&db, &["events", "--json"]));
+    let events = json_lines(&db.run(&["events", "--json"]));
     assert_eq!(events.len(), 2, "refused appends change nothing");
     assert_eq!(events[0]["stream_type"], "note");
     assert_eq!(events[1]["payload"]["text"], "again");
-    let history = stdout(&annals(&db, &["history", "note-1"]));
+    let history = stdout(&db.run(&["history", "note-1"]));
     assert!(
         history.contains("generic fold") && history.contains("\"text\": \"again\""),
         "{history}"
     );
-    let missing = annals(&db, &["history", "nobody"]);
+    let missing = db.run(&["history", "nobody"]);
     assert!(!missing.status.success());
 }
 
-#[test]
-fn events_follow_streams_appends_from_another_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("f.db");
+fn events_follow_streams_appends_from_another_process(db: &Db) {
     assert!(
-        annals(&db, &["append", "tick-1", "--type", "Ticked", "--data", r#"{"n":1}"#])
+        db.run(&["append", "tick-1", "--type", "Ticked", "--data", r#"{"n":1}"#])
             .status
             .success()
     );
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_annals"))
-        .arg("--db")
-        .arg(&db)
+    let mut follower = db
+        .command()
         .args(["events", "--follow", "--json"])
         .stdout(Stdio::piped())
         .spawn()
@@ -206,17 +259,14 @@ fn events_follow_streams_appends_from_another_process() {
     assert!(first.contains("\"n\":1"), "{first}");
     for n in 2..=3 {
         assert!(
-            annals(
-                &db,
-                &[
-                    "append",
-                    "tick-1",
-                    "--type",
-                    "Ticked",
-                    "--data",
-                    &format!(r#"{{"n":{n}}}"#)
-                ]
-            )
+            db.run(&[
+                "append",
+                "tick-1",
+                "--type",
+                "Ticked",
+                "--data",
+                &format!(r#"{{"n":{n}}}"#)
+            ])
             .status
             .success()
         );
@@ -231,47 +281,37 @@ fn events_follow_streams_appends_from_another_process() {
     let _ = follower.wait();
 }
 
-#[test]
-fn several_processes_append_to_one_file_without_database_is_locked() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("multi.db");
+fn several_processes_append_to_one_store(db: &Db) {
     assert!(
-        annals(
-            &db,
-            &[
-                "append",
-                "shared-1",
-                "--type",
-                "Opened",
-                "--data",
-                "{}",
-                "--expected-version",
-                "no-stream"
-            ]
-        )
+        db.run(&[
+            "append",
+            "shared-1",
+            "--type",
+            "Opened",
+            "--data",
+            "{}",
+            "--expected-version",
+            "no-stream"
+        ])
         .status
         .success()
     );
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let db = db.clone();
-            std::thread::spawn(move || {
+    std::thread::scope(|scope| {
+        for w in 0..4 {
+            scope.spawn(move || {
                 for i in 0..8 {
                     let data = format!(r#"{{"writer":{w},"i":{i}}}"#);
-                    let out = annals(&db, &["append", "shared-1", "--type", "Noted", "--data", &data]);
+                    let out = db.run(&["append", "shared-1", "--type", "Noted", "--data", &data]);
                     assert!(
                         out.status.success(),
                         "writer {w}: {}",
                         String::from_utf8_lossy(&out.stderr)
                     );
                 }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
-    let events = json_lines(&annals(&db, &["events", "--json"]));
+            });
+        }
+    });
+    let events = json_lines(&db.run(&["events", "--json"]));
     assert_eq!(events.len(), 33);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["version"], i as u64 + 1, "versions are gap-free across processes");
