@@ -46,6 +46,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod consume;
 pub mod error;
 pub mod event;
 pub mod follow;

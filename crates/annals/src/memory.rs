@@ -25,16 +25,17 @@ struct StreamState {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     log: Vec<RecordedEvent>,
     streams: BTreeMap<StreamId, StreamState>,
     ids: HashMap<Uuid, usize>,
     snapshots: HashMap<StreamId, BTreeMap<u64, Snapshot>>,
+    pub(crate) consumers: crate::consume::memory::ConsumerTables,
 }
 
 /// The in-memory event store.
 pub struct MemoryStore {
-    inner: RwLock<Inner>,
+    pub(crate) inner: RwLock<Inner>,
     head: watch::Sender<u64>,
 }
 
@@ -53,9 +54,22 @@ impl MemoryStore {
         }
     }
 
-    fn append_now(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
-        validate_append(&appends)?;
+    /// Appends; with `inbox`, only if that (consumer, message id) is not processed yet, marking it
+    /// in the same step (`Ok(None)`: already processed).
+    pub(crate) fn append_now(
+        &self,
+        appends: Vec<StreamAppend>,
+        inbox: Option<(&str, Uuid)>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        if inbox.is_none() || !appends.is_empty() {
+            validate_append(&appends)?;
+        }
         let mut inner = self.inner.write().map_err(|_| StoreError::Closed)?;
+        if let Some((consumer, id)) = inbox
+            && inner.consumers.processed.contains(&(consumer.to_owned(), id))
+        {
+            return Ok(None);
+        }
         // Check every stream before changing anything: the append is all or nothing.
         let mut plan = Vec::with_capacity(appends.len());
         for a in &appends {
@@ -81,6 +95,9 @@ impl MemoryStore {
             let version = current.map_or(0, |s| s.positions.len() as u64);
             check_stream(a, version, current.map(|s| s.stream_type.as_str()))?;
             plan.push(Ok(version));
+        }
+        if let Some((consumer, id)) = inbox {
+            inner.consumers.processed.insert((consumer.to_owned(), id));
         }
         let now = SystemTime::now();
         let mut outcome = Vec::with_capacity(appends.len());
@@ -145,7 +162,7 @@ impl MemoryStore {
         let head = inner.log.len() as u64;
         drop(inner);
         self.head.send_replace(head);
-        Ok(AppendOutcome { streams: outcome })
+        Ok(Some(AppendOutcome { streams: outcome }))
     }
 
     fn read_stream_now(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -164,7 +181,7 @@ impl MemoryStore {
 
 impl EventStore for MemoryStore {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
-        self.append_now(appends)
+        self.append_now(appends, None)?.ok_or(StoreError::Closed)
     }
 
     async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -37,6 +37,12 @@ macro_rules! conformance_tests {
         $crate::__conformance_case!($factory, unknown_event_types_are_typed_errors);
         $crate::__conformance_case!($factory, time_travel_by_version_and_time);
         $crate::__conformance_case!($factory, metadata_is_kept);
+        $crate::__conformance_case!(
+            $factory,
+            subscriptions_catch_up_then_follow_from_a_durable_checkpoint
+        );
+        $crate::__conformance_case!($factory, inbox_makes_redelivered_messages_harmless);
+        $crate::__conformance_case!($factory, failing_messages_are_retried_parked_or_stop);
 
         #[test]
         fn model_based_random_histories() {

@@ -4,11 +4,13 @@
 //! Each function panics (fails the test) when the store breaks the guarantee.
 
 mod appends;
+mod consuming;
 mod global_log;
 mod reading;
 mod snapshots;
 
 pub use appends::*;
+pub use consuming::*;
 pub use global_log::*;
 pub use reading::*;
 pub use snapshots::*;

@@ -1,0 +1,107 @@
+//! Checkpoints, the inbox and the dead-letter table for [`MemoryStore`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use super::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use crate::error::StoreError;
+use crate::event::RecordedEvent;
+use crate::memory::MemoryStore;
+use crate::store::{AppendOutcome, StreamAppend};
+
+/// The memory store's consumer tables.
+#[derive(Default)]
+pub(crate) struct ConsumerTables {
+    pub(crate) processed: HashSet<(String, Uuid)>,
+    checkpoints: BTreeMap<String, (u64, SystemTime)>,
+    parked: Vec<Parked>,
+}
+
+impl MemoryStore {
+    fn tables<T>(&self, f: impl FnOnce(&mut ConsumerTables) -> T) -> Result<T, StoreError> {
+        let mut inner = self.inner.write().map_err(|_| StoreError::Closed)?;
+        Ok(f(&mut inner.consumers))
+    }
+}
+
+impl Checkpoints for MemoryStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        self.tables(|t| t.checkpoints.get(name).map(|c| c.0))
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        self.tables(|t| {
+            t.checkpoints.insert(name.to_owned(), (position, SystemTime::now()));
+        })
+    }
+
+    async fn list_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.tables(|t| {
+            t.checkpoints
+                .iter()
+                .map(|(name, &(position, updated_at))| Checkpoint {
+                    name: name.clone(),
+                    position,
+                    updated_at,
+                })
+                .collect()
+        })
+    }
+}
+
+impl Inbox for MemoryStore {
+    async fn append_once(
+        &self,
+        consumer: &str,
+        message_id: Uuid,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        self.append_now(appends, Some((consumer, message_id)))
+    }
+}
+
+impl DeadLetters for MemoryStore {
+    async fn park(&self, consumer: &str, event: &RecordedEvent, error: &str, attempts: u32) -> Result<(), StoreError> {
+        self.tables(|t| {
+            let id = t.parked.len() as u64 + 1;
+            t.parked.push(Parked {
+                id,
+                consumer: consumer.to_owned(),
+                position: event.global_position,
+                event_id: event.event_id,
+                stream_id: event.stream_id.to_string(),
+                version: event.version,
+                error: error.to_owned(),
+                attempts,
+                parked_at: SystemTime::now(),
+                state: ParkedState::Parked,
+            });
+        })
+    }
+
+    async fn list_parked(&self, consumer: Option<&str>) -> Result<Vec<Parked>, StoreError> {
+        self.tables(|t| {
+            t.parked
+                .iter()
+                .filter(|p| consumer.is_none_or(|c| p.consumer == c))
+                .cloned()
+                .collect()
+        })
+    }
+
+    async fn set_parked(&self, id: u64, state: ParkedState, error: Option<&str>) -> Result<bool, StoreError> {
+        self.tables(|t| {
+            let Some(p) = t.parked.iter_mut().find(|p| p.id == id) else {
+                return false;
+            };
+            p.state = state;
+            if let Some(e) = error {
+                p.error = e.to_owned();
+                p.attempts += 1;
+            }
+            true
+        })
+    }
+}
