@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 const APPEND: &str =
     "SELECT stream_index, first_version FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+const APPEND_ONCE: &str = "SELECT stream_index, first_version FROM append_events_once($14, $15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const POSITIONS: &str = "SELECT event_positions($1)";
 const STORED: &str = "SELECT e.event_id, e.stream_id, e.version, l.position
                       FROM events e LEFT JOIN log l ON l.event_row = e.id WHERE e.event_id = ANY($1)";
@@ -28,8 +29,23 @@ fn expected_code(e: ExpectedVersion) -> i64 {
 
 /// Appends already-validated `appends` atomically.
 pub(crate) async fn append(client: &Client, appends: &[StreamAppend]) -> Result<AppendOutcome, StoreError> {
+    append_guarded(client, appends, None)
+        .await?
+        .ok_or_else(|| StoreError::backend("append refused as a processed message without an inbox"))
+}
+
+/// Appends already-validated `appends` atomically; with `inbox`, only if that consumer has not
+/// processed that message yet, marking it in the same transaction (`Ok(None)`: it had).
+pub(crate) async fn append_guarded(
+    client: &Client,
+    appends: &[StreamAppend],
+    inbox: Option<(&str, Uuid)>,
+) -> Result<Option<AppendOutcome>, StoreError> {
     let b = StoreError::backend;
-    let append_stmt = client.prepare_cached(APPEND).await.map_err(b)?;
+    let append_stmt = client
+        .prepare_cached(if inbox.is_some() { APPEND_ONCE } else { APPEND })
+        .await
+        .map_err(b)?;
     let positions_stmt = client.prepare_cached(POSITIONS).await.map_err(b)?;
 
     let n_events: usize = appends.iter().map(|a| a.events.len()).sum();
@@ -60,7 +76,8 @@ pub(crate) async fn append(client: &Client, appends: &[StreamAppend]) -> Result<
     }
     // Pipelined: the append's own transaction commits, then the positions are read (assigned
     // first if the sequencer has not got to them), in one round trip.
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+    let (consumer, message_id) = inbox.unwrap_or_default();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
         &s_ids,
         &s_types,
         &s_expected,
@@ -75,6 +92,9 @@ pub(crate) async fn append(client: &Client, appends: &[StreamAppend]) -> Result<
         &e_payloads,
         &e_metadata,
     ];
+    if inbox.is_some() {
+        params.extend([&consumer as &(dyn tokio_postgres::types::ToSql + Sync), &message_id]);
+    }
     let position_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&e_ids];
     let (appended, positions) = tokio::join!(
         client.query(&append_stmt, &params),
@@ -82,9 +102,14 @@ pub(crate) async fn append(client: &Client, appends: &[StreamAppend]) -> Result<
     );
     let rows = match appended {
         Ok(rows) => rows,
-        Err(e) => return refusal(client, appends, &e_ids, e).await,
+        Err(e) if e.code().is_some_and(|c| c.code() == "AN005") => return Ok(None),
+        Err(e) => return refusal(client, appends, &e_ids, e).await.map(Some),
     };
-    let positions: Vec<Option<i64>> = positions.map_err(b)?.try_get(0).map_err(b)?;
+    let positions: Vec<Option<i64>> = positions
+        .map_err(b)?
+        .try_get::<_, Option<Vec<Option<i64>>>>(0)
+        .map_err(b)?
+        .unwrap_or_default();
     let mut streams = Vec::with_capacity(appends.len());
     for row in rows {
         let i = row.try_get::<_, i32>(0).map_err(b)? as usize - 1;
@@ -109,7 +134,7 @@ pub(crate) async fn append(client: &Client, appends: &[StreamAppend]) -> Result<
             already_stored: false,
         });
     }
-    Ok(AppendOutcome { streams })
+    Ok(Some(AppendOutcome { streams }))
 }
 
 /// Turns a failed `append_events` into the store error it stands for. A retry of stored events

@@ -22,6 +22,7 @@
 //!   flushed to the server's WAL).
 
 mod append;
+pub mod consume;
 mod follow;
 mod read;
 pub mod schema;

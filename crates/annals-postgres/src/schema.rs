@@ -17,18 +17,29 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    note: "events, streams, snapshots, the gap-free log and its sequencer, the append function",
-    sql: &[
-        include_str!("../sql/events.sql"),
-        include_str!("../sql/streams.sql"),
-        include_str!("../sql/snapshots.sql"),
-        include_str!("../sql/log.sql"),
-        include_str!("../sql/positions.sql"),
-        include_str!("../sql/append.sql"),
-    ],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        note: "events, streams, snapshots, the gap-free log and its sequencer, the append function",
+        sql: &[
+            include_str!("../sql/events.sql"),
+            include_str!("../sql/streams.sql"),
+            include_str!("../sql/snapshots.sql"),
+            include_str!("../sql/log.sql"),
+            include_str!("../sql/positions.sql"),
+            include_str!("../sql/append.sql"),
+        ],
+    },
+    Migration {
+        version: 2,
+        note: "consumers: checkpoints, processed_messages (the inbox) with append_events_once, parked",
+        sql: &[
+            include_str!("../sql/checkpoints.sql"),
+            include_str!("../sql/processed_messages.sql"),
+            include_str!("../sql/parked.sql"),
+        ],
+    },
+];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,
 /// `_`, starting with a letter, at most 63 bytes).

@@ -13,6 +13,7 @@
 //! processes on the same file are noticed by a cheap head-position check every 200 ms while a
 //! reader waits.
 
+pub mod consume;
 mod read;
 pub mod schema;
 mod writer;
@@ -27,6 +28,7 @@ use annals::{
     StreamInfo,
 };
 use read::{LOG_AFTER, ReaderPool, STREAM_BACKWARDS, STREAM_FORWARDS, query_events};
+pub use rusqlite;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
@@ -141,6 +143,42 @@ impl SqliteStore {
             .map_err(StoreError::backend)?
     }
 
+    /// Queues an append (with an inbox mark) for the writer and waits for its result.
+    pub(crate) async fn submit(
+        &self,
+        appends: Vec<StreamAppend>,
+        inbox: Option<(String, uuid::Uuid)>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared.writer.submit(writer::Job { appends, inbox, reply });
+        self.shared.writer.lead_from_task().await;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` in a write transaction of its own on the store's writer connection (committed if
+    /// `f` returns `Ok`, rolled back otherwise): for read models and tables that must commit
+    /// atomically with a checkpoint. Appends wait meanwhile, so keep `f` short.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let writer = self.shared.writer.clone();
+        if writer::on_multi_thread_runtime() {
+            return tokio::task::block_in_place(|| writer.exclusive(f));
+        }
+        tokio::task::spawn_blocking(move || writer.exclusive(f))
+            .await
+            .map_err(StoreError::backend)?
+    }
+
+    /// Runs `f` on a read connection (for read models in the same file).
+    pub async fn read_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read(f).await
+    }
+
     /// The last committed global position, read from the database (sees other processes' appends).
     async fn db_head(&self) -> Result<u64, StoreError> {
         self.read(read_head).await
@@ -229,10 +267,7 @@ const CROSS_PROCESS_CHECK: Duration = Duration::from_millis(200);
 impl EventStore for SqliteStore {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
         annals::store::validate_append(&appends)?;
-        let (reply, answer) = oneshot::channel();
-        self.shared.writer.submit(writer::Job { appends, reply });
-        self.shared.writer.lead_from_task().await;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.submit(appends, None).await?.ok_or(StoreError::Closed)
     }
 
     async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {

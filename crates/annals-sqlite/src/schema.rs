@@ -13,15 +13,26 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    note: "events, streams and snapshots",
-    sql: &[
-        include_str!("../sql/events.sql"),
-        include_str!("../sql/streams.sql"),
-        include_str!("../sql/snapshots.sql"),
-    ],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        note: "events, streams and snapshots",
+        sql: &[
+            include_str!("../sql/events.sql"),
+            include_str!("../sql/streams.sql"),
+            include_str!("../sql/snapshots.sql"),
+        ],
+    },
+    Migration {
+        version: 2,
+        note: "consumers: checkpoints, processed_messages (the inbox), parked (dead letters)",
+        sql: &[
+            include_str!("../sql/checkpoints.sql"),
+            include_str!("../sql/processed_messages.sql"),
+            include_str!("../sql/parked.sql"),
+        ],
+    },
+];
 
 /// Applies the migrations not yet applied; returns how many ran.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {

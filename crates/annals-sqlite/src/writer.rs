@@ -20,7 +20,10 @@ use tokio::sync::{oneshot, watch};
 /// One append waiting for the writer.
 pub(crate) struct Job {
     pub appends: Vec<StreamAppend>,
-    pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    /// Inbox: append only if (consumer, message id) is not processed yet, and mark it.
+    pub inbox: Option<(String, uuid::Uuid)>,
+    /// `Ok(None)`: the inbox says the message was processed already (nothing written).
+    pub reply: oneshot::Sender<Result<Option<AppendOutcome>, StoreError>>,
 }
 
 /// Groups a leader running inside an appender's task commits before handing the rest of the queue
@@ -116,6 +119,27 @@ impl Writer {
         }
     }
 
+    /// Runs `f` in its own transaction on the writer connection (committed if it returns `Ok`),
+    /// then commits any appends that queued meanwhile. Blocking: call from a blocking context.
+    pub(crate) fn exclusive<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = {
+            let mut conn = lock(&self.conn);
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(StoreError::backend)?;
+            match f(&tx) {
+                Ok(v) => tx.commit().map(|()| v).map_err(StoreError::backend),
+                Err(e) => Err(e),
+            }
+        };
+        // Appenders that found the connection busy left their jobs for us.
+        self.lead(usize::MAX);
+        result
+    }
+
     /// Folds the WAL back into the database file (on close).
     pub(crate) fn checkpoint(&self) {
         let _ = lock(&self.conn).execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -134,6 +158,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64
     if let Some(max) = results
         .iter()
         .flatten()
+        .flatten()
         .flat_map(|o| o.streams.iter().map(|s| s.last_position))
         .max()
     {
@@ -144,7 +169,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64
     }
 }
 
-type Results = Vec<Result<AppendOutcome, StoreError>>;
+type Results = Vec<Result<Option<AppendOutcome>, StoreError>>;
 
 fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<Results> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -154,7 +179,7 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<Results
         if !single {
             conn.execute_batch("SAVEPOINT append")?;
         }
-        match write_append(conn, &job.appends) {
+        match write_job(conn, job) {
             Ok(Ok(outcome)) => {
                 if !single {
                     conn.execute_batch("RELEASE append")?;
@@ -174,6 +199,25 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<Results
     }
     conn.execute_batch("COMMIT")?;
     Ok(results)
+}
+
+/// Writes one job inside the open transaction: its inbox mark, then its append.
+fn write_job(conn: &Connection, job: &Job) -> rusqlite::Result<Result<Option<AppendOutcome>, StoreError>> {
+    if let Some((consumer, id)) = &job.inbox {
+        let marked = conn
+            .prepare_cached(
+                "INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![consumer, &id.as_bytes()[..], to_micros(SystemTime::now())])?;
+        if marked == 0 {
+            return Ok(Ok(None));
+        }
+        if job.appends.is_empty() {
+            return Ok(Ok(Some(AppendOutcome { streams: Vec::new() })));
+        }
+    }
+    Ok(write_append(conn, &job.appends)?.map(Some))
 }
 
 /// Writes one append inside the open transaction; `Ok(Err(..))` is a refusal (roll it back).

@@ -1,0 +1,161 @@
+//! Checkpoints, the inbox and the dead-letter table on PostgreSQL. The inbox mark and the
+//! events it guards are one call of `append_events_once` (one transaction, one round trip with
+//! the positions).
+
+use std::time::SystemTime;
+
+use annals::consume::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use annals::{AppendOutcome, RecordedEvent, StoreError, StreamAppend};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::PostgresStore;
+
+fn b(e: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// Stores a checkpoint with `client` (inside a projection's transaction, say).
+pub async fn save_checkpoint_in(client: &impl GenericClient, name: &str, position: u64) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO checkpoints (name, position, updated_at) VALUES ($1, $2, now())
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+            &[&name, &(position as i64)],
+        )
+        .await
+        .map(|_| ())
+        .map_err(b)
+}
+
+/// Reads a checkpoint with `client`.
+pub async fn load_checkpoint_in(client: &impl GenericClient, name: &str) -> Result<Option<u64>, StoreError> {
+    Ok(client
+        .query_opt("SELECT position FROM checkpoints WHERE name = $1", &[&name])
+        .await
+        .map_err(b)?
+        .map(|r| r.get::<_, i64>(0) as u64))
+}
+
+/// Parks a message with `client` (inside a projection's transaction, say).
+pub async fn park_in(
+    client: &impl GenericClient,
+    consumer: &str,
+    event: &RecordedEvent,
+    error: &str,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO parked (consumer, position, event_id, stream_id, version, error, attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &consumer,
+                &(event.global_position as i64),
+                &event.event_id,
+                &event.stream_id.as_str(),
+                &(event.version as i64),
+                &error,
+                &(attempts as i32),
+            ],
+        )
+        .await
+        .map(|_| ())
+        .map_err(b)
+}
+
+impl Checkpoints for PostgresStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        load_checkpoint_in(&**self.client().await?, name).await
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        save_checkpoint_in(&**self.client().await?, name, position).await
+    }
+
+    async fn list_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT name, position, updated_at FROM checkpoints ORDER BY name", &[])
+            .await
+            .map_err(b)?;
+        Ok(rows
+            .iter()
+            .map(|r| Checkpoint {
+                name: r.get(0),
+                position: r.get::<_, i64>(1) as u64,
+                updated_at: r.get::<_, SystemTime>(2),
+            })
+            .collect())
+    }
+}
+
+impl Inbox for PostgresStore {
+    async fn append_once(
+        &self,
+        consumer: &str,
+        message_id: Uuid,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        if !appends.is_empty() {
+            annals::store::validate_append(&appends)?;
+        }
+        let client = self.client().await?;
+        let outcome = crate::append::append_guarded(&client, &appends, Some((consumer, message_id))).await?;
+        if let Some(last) = outcome
+            .iter()
+            .flat_map(|o| o.streams.iter().map(|s| s.last_position))
+            .max()
+        {
+            crate::advance_head(&self.shared.head, last);
+        }
+        Ok(outcome)
+    }
+}
+
+impl DeadLetters for PostgresStore {
+    async fn park(&self, consumer: &str, event: &RecordedEvent, error: &str, attempts: u32) -> Result<(), StoreError> {
+        park_in(&**self.client().await?, consumer, event, error, attempts).await
+    }
+
+    async fn list_parked(&self, consumer: Option<&str>) -> Result<Vec<Parked>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, consumer, position, event_id, stream_id, version, error, attempts, parked_at, state
+                 FROM parked WHERE $1::text IS NULL OR consumer = $1 ORDER BY id",
+                &[&consumer],
+            )
+            .await
+            .map_err(b)?;
+        Ok(rows
+            .iter()
+            .map(|r| Parked {
+                id: r.get::<_, i64>(0) as u64,
+                consumer: r.get(1),
+                position: r.get::<_, i64>(2) as u64,
+                event_id: r.get(3),
+                stream_id: r.get(4),
+                version: r.get::<_, i64>(5) as u64,
+                error: r.get(6),
+                attempts: r.get::<_, i32>(7) as u32,
+                parked_at: r.get(8),
+                state: ParkedState::parse(r.get(9)).unwrap_or(ParkedState::Parked),
+            })
+            .collect())
+    }
+
+    async fn set_parked(&self, id: u64, state: ParkedState, error: Option<&str>) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE parked SET state = $2, error = COALESCE($3, error),
+                        attempts = attempts + CASE WHEN $3 IS NULL THEN 0 ELSE 1 END, parked_at = now()
+                 WHERE id = $1",
+                &[&(id as i64), &state.as_str(), &error],
+            )
+            .await
+            .map_err(b)?;
+        Ok(n > 0)
+    }
+}

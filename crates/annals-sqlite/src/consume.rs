@@ -1,0 +1,163 @@
+//! Checkpoints, the inbox and the dead-letter table on SQLite. Inbox marks go through the
+//! writer's group commit with the append they guard; the other writes run as small transactions
+//! on the writer connection.
+
+use std::time::SystemTime;
+
+use annals::consume::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use annals::event::{from_micros, to_micros};
+use annals::{AppendOutcome, RecordedEvent, StoreError, StreamAppend};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::SqliteStore;
+
+fn b(e: rusqlite::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// Stores a checkpoint inside an open transaction (projections call it with their own writes).
+pub fn save_checkpoint_in(conn: &Connection, name: &str, position: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+    )
+    .and_then(|mut s| s.execute(params![name, position as i64, to_micros(SystemTime::now())]))
+    .map(|_| ())
+    .map_err(b)
+}
+
+/// Reads a checkpoint.
+pub fn load_checkpoint_in(conn: &Connection, name: &str) -> Result<Option<u64>, StoreError> {
+    conn.prepare_cached("SELECT position FROM checkpoints WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get::<_, i64>(0)).optional())
+        .map(|p| p.map(|p| p as u64))
+        .map_err(b)
+}
+
+impl Checkpoints for SqliteStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| load_checkpoint_in(conn, &name)).await
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |tx| save_checkpoint_in(tx, &name, position)).await
+    }
+
+    async fn list_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT name, position, updated_at FROM checkpoints ORDER BY name")
+                .map_err(b)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Checkpoint {
+                        name: r.get(0)?,
+                        position: r.get::<_, i64>(1)? as u64,
+                        updated_at: from_micros(r.get(2)?),
+                    })
+                })
+                .map_err(b)?;
+            rows.collect::<Result<_, _>>().map_err(b)
+        })
+        .await
+    }
+}
+
+impl Inbox for SqliteStore {
+    async fn append_once(
+        &self,
+        consumer: &str,
+        message_id: Uuid,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        if !appends.is_empty() {
+            annals::store::validate_append(&appends)?;
+        }
+        self.submit(appends, Some((consumer.to_owned(), message_id))).await
+    }
+}
+
+fn parked_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Parked> {
+    let id: Vec<u8> = r.get(3)?;
+    let state: String = r.get(9)?;
+    Ok(Parked {
+        id: r.get::<_, i64>(0)? as u64,
+        consumer: r.get(1)?,
+        position: r.get::<_, i64>(2)? as u64,
+        event_id: Uuid::from_slice(&id).unwrap_or_default(),
+        stream_id: r.get(4)?,
+        version: r.get::<_, i64>(5)? as u64,
+        error: r.get(6)?,
+        attempts: r.get::<_, i64>(7)? as u32,
+        parked_at: from_micros(r.get(8)?),
+        state: ParkedState::parse(&state).unwrap_or(ParkedState::Parked),
+    })
+}
+
+/// Parks a message inside an open transaction (projections park with their checkpoint).
+pub fn park_in(
+    conn: &Connection,
+    consumer: &str,
+    event: &RecordedEvent,
+    error: &str,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO parked (consumer, position, event_id, stream_id, version, error, attempts, parked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            consumer,
+            event.global_position as i64,
+            &event.event_id.as_bytes()[..],
+            event.stream_id.as_str(),
+            event.version as i64,
+            error,
+            attempts,
+            to_micros(SystemTime::now())
+        ])
+    })
+    .map(|_| ())
+    .map_err(b)
+}
+
+impl DeadLetters for SqliteStore {
+    async fn park(&self, consumer: &str, event: &RecordedEvent, error: &str, attempts: u32) -> Result<(), StoreError> {
+        let (consumer, event, error) = (consumer.to_owned(), event.clone(), error.to_owned());
+        self.write(move |tx| park_in(tx, &consumer, &event, &error, attempts))
+            .await
+    }
+
+    async fn list_parked(&self, consumer: Option<&str>) -> Result<Vec<Parked>, StoreError> {
+        let consumer = consumer.map(str::to_owned);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, consumer, position, event_id, stream_id, version, error, attempts, parked_at, state
+                     FROM parked WHERE ?1 IS NULL OR consumer = ?1 ORDER BY id",
+                )
+                .map_err(b)?;
+            let rows = stmt.query_map([consumer], parked_row).map_err(b)?;
+            rows.collect::<Result<_, _>>().map_err(b)
+        })
+        .await
+    }
+
+    async fn set_parked(&self, id: u64, state: ParkedState, error: Option<&str>) -> Result<bool, StoreError> {
+        let error = error.map(str::to_owned);
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE parked SET state = ?2, error = COALESCE(?3, error),
+                        attempts = attempts + (?3 IS NOT NULL), parked_at = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id as i64, state.as_str(), error, to_micros(SystemTime::now())]))
+            .map(|n| n > 0)
+            .map_err(b)
+        })
+        .await
+    }
+}
