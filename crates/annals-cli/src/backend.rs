@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use annals::consume::{Checkpoint, Checkpoints, DeadLetters, Parked, ParkedState};
 use annals::{
     AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
     StreamInfo,
@@ -90,5 +91,29 @@ impl EventStore for AnyStore {
     }
     async fn head_position(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.head_position().await)
+    }
+}
+
+impl Checkpoints for AnyStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        dispatch!(self, s => s.load_checkpoint(name).await)
+    }
+    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.save_checkpoint(name, position).await)
+    }
+    async fn list_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        dispatch!(self, s => s.list_checkpoints().await)
+    }
+}
+
+impl DeadLetters for AnyStore {
+    async fn park(&self, consumer: &str, event: &RecordedEvent, error: &str, attempts: u32) -> Result<(), StoreError> {
+        dispatch!(self, s => s.park(consumer, event, error, attempts).await)
+    }
+    async fn list_parked(&self, consumer: Option<&str>) -> Result<Vec<Parked>, StoreError> {
+        dispatch!(self, s => s.list_parked(consumer).await)
+    }
+    async fn set_parked(&self, id: u64, state: ParkedState, error: Option<&str>) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.set_parked(id, state, error).await)
     }
 }

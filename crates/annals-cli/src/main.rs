@@ -5,6 +5,7 @@
 
 mod backend;
 mod commands;
+mod consumers;
 mod demo;
 mod output;
 
@@ -83,6 +84,47 @@ enum Command {
         #[arg(long, env = "USER")]
         actor: Option<String>,
     },
+    /// Run or rebuild a projection (read model) kept in the store's database.
+    Projection {
+        #[command(subcommand)]
+        action: ProjectionAction,
+    },
+    /// Query the FTGO order-history read model: orders by consumer, with state and totals.
+    Orders {
+        /// Only this consumer's orders.
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Every consumer's checkpoint, lag (events and seconds) and parked messages.
+    Status,
+    /// Messages consumers gave up on: list them, retry or skip one.
+    Parked {
+        #[command(subcommand)]
+        action: consumers::ParkedAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionAction {
+    /// Catch up from the checkpoint; with --follow, keep applying new events until Ctrl-C.
+    Run {
+        /// The projection (known: order-history).
+        name: String,
+        /// Keep following the log.
+        #[arg(long)]
+        follow: bool,
+        /// Events per transaction.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+    },
+    /// Drop the read model and replay the whole log into it, with a progress bar.
+    Rebuild {
+        /// The projection (known: order-history).
+        name: String,
+        /// Events per transaction.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -139,5 +181,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             commands::append(&store, args, cli.json).await
         }
+        Command::Projection { action } => {
+            let (name, mode, batch) = match action {
+                ProjectionAction::Run { name, follow, batch } => (
+                    name,
+                    if follow {
+                        consumers::Mode::Follow
+                    } else {
+                        consumers::Mode::CatchUp
+                    },
+                    batch,
+                ),
+                ProjectionAction::Rebuild { name, batch } => (name, consumers::Mode::Rebuild, batch),
+            };
+            consumers::projection(&store, &name, mode, batch.max(1), cli.json).await
+        }
+        Command::Orders { consumer } => consumers::orders(&store, consumer.as_deref(), cli.json).await,
+        Command::Status => consumers::status(&store, cli.json).await,
+        Command::Parked { action } => consumers::parked(&store, action, cli.json).await,
     }
 }

@@ -24,6 +24,7 @@
 mod append;
 pub mod consume;
 mod follow;
+pub mod projection;
 mod read;
 pub mod schema;
 

@@ -14,6 +14,7 @@
 //! reader waits.
 
 pub mod consume;
+pub mod projection;
 mod read;
 pub mod schema;
 mod writer;
@@ -158,17 +159,17 @@ impl SqliteStore {
     /// Runs `f` in a write transaction of its own on the store's writer connection (committed if
     /// `f` returns `Ok`, rolled back otherwise): for read models and tables that must commit
     /// atomically with a checkpoint. Appends wait meanwhile, so keep `f` short.
-    pub async fn write<T: Send + 'static>(
+    pub async fn write<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let writer = self.shared.writer.clone();
         if writer::on_multi_thread_runtime() {
             return tokio::task::block_in_place(|| writer.exclusive(f));
         }
         tokio::task::spawn_blocking(move || writer.exclusive(f))
             .await
-            .map_err(StoreError::backend)?
+            .map_err(|e| E::from(StoreError::backend(e)))?
     }
 
     /// Runs `f` on a read connection (for read models in the same file).

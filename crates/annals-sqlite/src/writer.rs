@@ -121,20 +121,20 @@ impl Writer {
 
     /// Runs `f` in its own transaction on the writer connection (committed if it returns `Ok`),
     /// then commits any appends that queued meanwhile. Blocking: call from a blocking context.
-    pub(crate) fn exclusive<T>(
+    pub(crate) fn exclusive<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let result = {
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let result = (|| {
             let mut conn = lock(&self.conn);
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(StoreError::backend)?;
             match f(&tx) {
-                Ok(v) => tx.commit().map(|()| v).map_err(StoreError::backend),
+                Ok(v) => tx.commit().map(|()| v).map_err(|e| StoreError::backend(e).into()),
                 Err(e) => Err(e),
             }
-        };
+        })();
         // Appenders that found the connection busy left their jobs for us.
         self.lead(usize::MAX);
         result

@@ -1,0 +1,253 @@
+//! Commands for the read side: running and rebuilding projections, querying the order-history
+//! read model, consumer status and parked messages.
+
+use std::time::{Duration, Instant};
+
+use annals::EventStore;
+use annals::consume::{Consumer, DeadLetters, ParkedState, Progress, Runner};
+use annals_postgres::projection::PgProjector;
+use annals_sqlite::projection::SqliteProjector;
+use ftgo::order_history;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::backend::AnyStore;
+use crate::output;
+
+/// The projections this binary knows, by name.
+pub const PROJECTIONS: &[&str] = &[order_history::NAME];
+
+/// What to do with a projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Drop the read model and replay the whole log into it, with a progress bar.
+    Rebuild,
+    /// Handle what is in the log now, then stop.
+    CatchUp,
+    /// Catch up, then follow new events until interrupted (Ctrl-C).
+    Follow,
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if PROJECTIONS.contains(&name) {
+        Ok(())
+    } else {
+        anyhow::bail!("unknown projection {name:?}; known: {}", PROJECTIONS.join(", "))
+    }
+}
+
+/// `annals projection run|rebuild NAME`.
+pub async fn projection(store: &AnyStore, name: &str, mode: Mode, batch: usize, json: bool) -> anyhow::Result<()> {
+    check_name(name)?;
+    let started = Instant::now();
+    let progress = match store {
+        AnyStore::Sqlite(s) => {
+            let p = SqliteProjector::new(s.clone(), order_history::sqlite::OrderHistory).await?;
+            if mode == Mode::Rebuild {
+                p.reset().await?;
+            }
+            drive(store.clone(), p, mode, batch).await?
+        }
+        AnyStore::Postgres(s) => {
+            let p = PgProjector::new(s.clone(), order_history::postgres::OrderHistory).await?;
+            if mode == Mode::Rebuild {
+                p.reset().await?;
+            }
+            drive(store.clone(), p, mode, batch).await?
+        }
+        AnyStore::Memory(_) => {
+            anyhow::bail!("projections need a store that outlives the command: a SQLite file or PostgreSQL")
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let rate = progress.handled as f64 / secs.max(1e-9);
+    if json {
+        println!(
+            "{}",
+            json!({ "projection": name, "position": progress.position, "handled": progress.handled,
+                    "parked": progress.parked, "seconds": secs, "events_per_second": rate })
+        );
+    } else {
+        println!(
+            "{name}: at position {}, {} events handled, {} parked, in {secs:.2} s ({rate:.0} events/s)",
+            progress.position, progress.handled, progress.parked
+        );
+    }
+    Ok(())
+}
+
+async fn drive<C: Consumer>(store: AnyStore, consumer: C, mode: Mode, batch: usize) -> anyhow::Result<Progress> {
+    let start = consumer_checkpoint(&store, consumer.name()).await?;
+    let head = store.head_position().await?;
+    let bar = ProgressBar::new(head.saturating_sub(start));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} events  {per_sec}  ETA {eta}  {msg}")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(consumer.name().to_owned());
+    let tick = bar.clone();
+    let mut runner = Runner::new(store, consumer)
+        .with_batch(batch)
+        .only_stream_types(["Order"])
+        .on_progress(move |position, head| {
+            tick.set_length(head.saturating_sub(start));
+            tick.set_position(position.saturating_sub(start));
+        });
+    let result = match mode {
+        Mode::Rebuild | Mode::CatchUp => runner.run_until_caught_up().await,
+        Mode::Follow => {
+            runner
+                .run(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+        }
+    };
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+async fn consumer_checkpoint(store: &AnyStore, name: &str) -> anyhow::Result<u64> {
+    use annals::consume::Checkpoints;
+    Ok(store.load_checkpoint(name).await?.unwrap_or(0))
+}
+
+/// `annals orders [--consumer ID]`: the order-history read model.
+pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let answer = match store {
+        AnyStore::Sqlite(s) => {
+            let consumer = consumer.map(str::to_owned);
+            s.read_with(move |conn| {
+                order_history::sqlite::orders_of(conn, consumer.as_deref()).map_err(annals::StoreError::backend)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} (has `annals projection run order-history` run yet?)"))?
+        }
+        AnyStore::Postgres(s) => {
+            let client = s.client().await?;
+            order_history::postgres::orders_of(&**client, consumer)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e} (has `annals projection run order-history` run yet?)"))?
+        }
+        AnyStore::Memory(_) => anyhow::bail!("read models need a SQLite file or PostgreSQL"),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&answer)?);
+        return Ok(());
+    }
+    for o in &answer.orders {
+        println!(
+            "{:<40} {:<14} {:<18} {:>8.2}  {} lines",
+            o.order_id,
+            o.consumer_id,
+            order_history::state_name(o.state),
+            o.total_cents as f64 / 100.0,
+            o.line_items
+        );
+    }
+    println!(
+        "{} orders; open total {:.2}",
+        answer.orders.len(),
+        answer.open_total_cents as f64 / 100.0
+    );
+    Ok(())
+}
+
+/// `annals status`: every consumer's checkpoint, lag and parked messages.
+pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
+    let head = store.head_position().await?;
+    let all = annals::consume::status(store).await?;
+    if json {
+        for c in &all {
+            println!(
+                "{}",
+                json!({ "consumer": c.name, "position": c.position, "head": head, "lag_events": c.lag_events,
+                        "lag_seconds": c.lag.as_secs_f64(), "parked": c.parked,
+                        "updated_at": output::time(c.updated_at) })
+            );
+        }
+        return Ok(());
+    }
+    println!("log head: {head}");
+    if all.is_empty() {
+        println!("no consumers yet");
+    }
+    for c in &all {
+        println!(
+            "{:<24} at {:<8} lag {:>6} events / {:>8}  parked {:<4} updated {}",
+            c.name,
+            c.position,
+            c.lag_events,
+            humantime::format_duration(Duration::from_secs(c.lag.as_secs())).to_string(),
+            c.parked,
+            output::time(c.updated_at)
+        );
+    }
+    Ok(())
+}
+
+/// `annals parked list|retry|skip`.
+pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyhow::Result<()> {
+    let (id, state) = match action {
+        ParkedAction::List { consumer } => {
+            for p in store.list_parked(consumer.as_deref()).await? {
+                if json {
+                    println!(
+                        "{}",
+                        json!({ "id": p.id, "consumer": p.consumer, "position": p.position,
+                                "event_id": p.event_id, "stream_id": p.stream_id, "version": p.version,
+                                "error": p.error, "attempts": p.attempts, "state": p.state.as_str(),
+                                "parked_at": output::time(p.parked_at) })
+                    );
+                } else {
+                    println!(
+                        "#{:<4} {:<9} {:<20} position {:<6} {} v{}  after {} tries: {}",
+                        p.id,
+                        p.state.as_str(),
+                        p.consumer,
+                        p.position,
+                        p.stream_id,
+                        p.version,
+                        p.attempts,
+                        p.error
+                    );
+                }
+            }
+            return Ok(());
+        }
+        ParkedAction::Retry { id } => (id, ParkedState::Retry),
+        ParkedAction::Skip { id } => (id, ParkedState::Skipped),
+    };
+    if !store.set_parked(id, state, None).await? {
+        anyhow::bail!("no parked message #{id}");
+    }
+    println!(
+        "parked message #{id}: {}",
+        match state {
+            ParkedState::Retry => "will be retried by its consumer's next run",
+            _ => "skipped",
+        }
+    );
+    Ok(())
+}
+
+/// What `annals parked` does.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum ParkedAction {
+    /// List parked messages.
+    List {
+        /// Only this consumer's.
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Ask the message's consumer to try it again.
+    Retry {
+        /// The parked message's id (from `annals parked list`).
+        id: u64,
+    },
+    /// Give up on the message (kept for the record).
+    Skip {
+        /// The parked message's id.
+        id: u64,
+    },
+}
