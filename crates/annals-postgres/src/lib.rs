@@ -27,6 +27,8 @@ mod follow;
 pub mod projection;
 mod read;
 pub mod schema;
+#[cfg(feature = "testkit")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

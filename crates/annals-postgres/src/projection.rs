@@ -65,6 +65,11 @@ impl<P: PgProjection> PgProjector<P> {
         tx.commit().await.map_err(se)
     }
 
+    /// The store it projects from and into.
+    pub fn store(&self) -> &PostgresStore {
+        &self.store
+    }
+
     /// The projection.
     pub fn projection(&self) -> &P {
         &self.projection

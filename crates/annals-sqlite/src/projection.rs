@@ -80,6 +80,11 @@ impl<P: SqliteProjection> SqliteProjector<P> {
             .await
     }
 
+    /// The store it projects from and into.
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
     /// The projection (to query it, say).
     pub fn projection(&self) -> std::sync::MutexGuard<'_, P> {
         lock(&self.projection)

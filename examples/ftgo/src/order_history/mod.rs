@@ -133,3 +133,44 @@ pub fn fold(row: Option<OrderSummary>, event: &RecordedEvent) -> Result<Option<O
         })),
     })
 }
+
+/// Sample data for tests, benchmarks and demos: order `i`'s whole life as events, ready to
+/// append to stream `order-<i>` (consumer `consumer-<i % 7>`). Every third order is revised;
+/// then it is approved, rejected or cancelled by `i % 4`, or left pending.
+pub fn sample_order(i: usize) -> (annals::StreamId, Vec<annals::NewEvent>) {
+    use crate::order::LineItem;
+    let lines = vec![LineItem::new("m-1", "Dal", 1 + (i % 3) as u32, 1_000)];
+    let total = crate::order::total_cents(&lines);
+    let mut events = vec![OrderEvent::OrderCreated {
+        consumer_id: format!("consumer-{}", i % 7),
+        restaurant_id: "ajanta".into(),
+        line_items: lines,
+        total_cents: total,
+    }];
+    if i % 3 == 0 {
+        let lines = vec![LineItem::new("m-2", "Naan", 4, 500)];
+        events.push(OrderEvent::OrderRevised {
+            total_cents: crate::order::total_cents(&lines),
+            line_items: lines,
+        });
+    }
+    match i % 4 {
+        0 => events.push(OrderEvent::OrderApproved),
+        1 => events.push(OrderEvent::OrderRejected {
+            reason: "card declined".into(),
+        }),
+        2 => events.push(OrderEvent::OrderCancelled {
+            reason: "changed my mind".into(),
+        }),
+        _ => {}
+    }
+    let id = annals::StreamId::new(format!("order-{i}")).expect("a valid stream id");
+    let events = events
+        .iter()
+        .map(|e| {
+            let (event_type, schema_version, payload) = annals::encode(e).expect("order events encode");
+            annals::NewEvent::new(event_type, payload).with_schema_version(schema_version)
+        })
+        .collect();
+    (id, events)
+}

@@ -1,0 +1,64 @@
+//! Test support (feature `testkit`): a store in a fresh schema of the test database, dropped
+//! when the guard goes. The database is `ANNALS_TEST_PG`, by default the local `test` database.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::{PostgresOptions, PostgresStore};
+
+/// The test database (`ANNALS_TEST_PG`, default the local `test` database).
+pub fn url() -> String {
+    std::env::var("ANNALS_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Drops the schema when the test ends.
+pub struct SchemaGuard {
+    /// The schema's name.
+    pub schema: String,
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let schema = self.schema.clone();
+        // A plain thread: the test's runtime may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A schema name unique to this process and call.
+pub fn unique_schema(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A store in a fresh schema.
+pub async fn fresh() -> (PostgresStore, SchemaGuard) {
+    let schema = unique_schema("t");
+    let store = PostgresStore::connect_with(
+        &url(),
+        PostgresOptions {
+            schema: schema.clone(),
+            pool_size: 8,
+        },
+    )
+    .await
+    .expect("PostgreSQL must be reachable on 127.0.0.1:5432 (see .ci/run)");
+    (store, SchemaGuard { schema })
+}
