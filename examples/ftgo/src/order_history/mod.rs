@@ -147,7 +147,7 @@ pub fn sample_order(i: usize) -> (annals::StreamId, Vec<annals::NewEvent>) {
         line_items: lines,
         total_cents: total,
     }];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         let lines = vec![LineItem::new("m-2", "Naan", 4, 500)];
         events.push(OrderEvent::OrderRevised {
             total_cents: crate::order::total_cents(&lines),
