@@ -82,6 +82,7 @@ on_every_backend!(
     append_checks_versions_and_refuses_bad_input,
     events_follow_streams_appends_from_another_process,
     several_processes_append_to_one_store,
+    read_side_projection_status_and_parked_messages,
 );
 
 fn stdout(o: &Output) -> String {
@@ -317,4 +318,66 @@ fn several_processes_append_to_one_store(db: &Db) {
         assert_eq!(e["version"], i as u64 + 1, "versions are gap-free across processes");
         assert_eq!(e["global_position"], i as u64 + 1);
     }
+}
+
+fn read_side_projection_status_and_parked_messages(db: &Db) {
+    for _ in 0..2 {
+        assert!(db.run(&["demo"]).status.success());
+    }
+    // An Order event the read model cannot read: parked after its retries.
+    let bad = db.run(&[
+        "append",
+        "order-broken",
+        "--type",
+        "OrderCreated",
+        "--data",
+        r#"{"nonsense":true}"#,
+        "--stream-type",
+        "Order",
+    ]);
+    assert!(bad.status.success(), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    let rebuilt = db.run(&["projection", "rebuild", "order-history", "--json"]);
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    let summary = &json_lines(&rebuilt)[0];
+    assert_eq!((summary["position"].as_u64(), summary["handled"].as_u64()), (Some(11), Some(10)));
+    assert_eq!(summary["parked"], 1);
+
+    let orders = &json_lines(&db.run(&["orders", "--consumer", "consumer-42", "--json"]))[0];
+    let rows = orders["orders"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|o| o["state"] == "CANCELLED" && o["events"] == 5));
+    assert_eq!(orders["open_total_cents"], 0);
+    assert!(stdout(&db.run(&["orders"])).contains("2 orders"));
+
+    let status = &json_lines(&db.run(&["status", "--json"]))[0];
+    assert_eq!(status["consumer"], "order-history");
+    assert_eq!((status["position"].as_u64(), status["lag_events"].as_u64()), (Some(11), Some(0)));
+    assert_eq!(status["parked"], 1);
+    // New events show as lag until the projection runs.
+    assert!(db.run(&["demo"]).status.success());
+    let status = &json_lines(&db.run(&["status", "--json"]))[0];
+    assert_eq!(status["lag_events"], 5);
+    assert!(status["lag_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(stdout(&db.run(&["status"])).contains("order-history"));
+
+    let parked = json_lines(&db.run(&["parked", "list", "--json"]));
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0]["stream_id"], "order-broken");
+    assert_eq!(parked[0]["state"], "parked");
+    let id = parked[0]["id"].as_u64().unwrap().to_string();
+    // A retry that fails again goes back to parked, with one more attempt.
+    assert!(db.run(&["parked", "retry", &id]).status.success());
+    assert!(db.run(&["projection", "run", "order-history"]).status.success());
+    let again = &json_lines(&db.run(&["parked", "list", "--json"]))[0];
+    assert_eq!(again["state"], "parked");
+    assert_eq!(again["attempts"].as_u64(), parked[0]["attempts"].as_u64().map(|a| a + 1));
+    assert!(db.run(&["parked", "skip", &id]).status.success());
+    assert_eq!(json_lines(&db.run(&["parked", "list", "--json"]))[0]["state"], "skipped");
+    assert_eq!(json_lines(&db.run(&["status", "--json"]))[0]["parked"], 0);
+    let missing = db.run(&["parked", "skip", "999"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no parked message #999"));
+    let unknown = db.run(&["projection", "rebuild", "nope"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("known: order-history"));
 }
