@@ -13,46 +13,10 @@ use annals::{EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, Repos
 use annals_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use ftgo::order::{LineItem, Order, OrderCommand, OrderEvent};
 
-/// Latencies of one case and how long it ran.
-struct Sample {
-    latencies: Vec<Duration>,
-    events: usize,
-    elapsed: Duration,
-}
+#[path = "report.rs"]
+mod report;
 
-impl Sample {
-    fn empty() -> Self {
-        Self {
-            latencies: Vec::new(),
-            events: 0,
-            elapsed: Duration::ZERO,
-        }
-    }
-    fn add(&mut self, other: Sample) {
-        self.latencies.extend(other.latencies);
-        self.events += other.events;
-        self.elapsed += other.elapsed;
-    }
-    fn rate(&self) -> f64 {
-        self.events as f64 / self.elapsed.as_secs_f64()
-    }
-    fn pct(&self, p: f64) -> Duration {
-        let mut l = self.latencies.clone();
-        l.sort();
-        l.get(((l.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    }
-}
-
-fn secs() -> Duration {
-    Duration::from_secs_f64(
-        std::env::var("ANNALS_BENCH_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2.0),
-    )
-}
+use report::{Sample, header, payload, row, secs};
 
 fn sync_setting() -> Synchronous {
     match std::env::var("ANNALS_BENCH_SYNC").as_deref() {
@@ -68,33 +32,6 @@ fn sync_pragma(s: Synchronous) -> &'static str {
         Synchronous::Normal => "NORMAL",
         _ => "OFF",
     }
-}
-
-fn payload() -> serde_json::Value {
-    serde_json::json!({ "line_items": [{ "menu_item_id": "m-7", "name": "Chicken Vindaloo", "quantity": 2, "price_cents": 1250 }], "total_cents": 2500 })
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
-}
-
-fn row(case: &str, s: &Sample, baseline: Option<f64>) {
-    let ratio = baseline.map_or_else(|| "—".to_owned(), |b| format!("{:.2}×", s.rate() / b));
-    println!(
-        "| {case:<44} | {:>10.0} | {:>9} | {:>9} | {ratio:>7} |",
-        s.rate(),
-        us(s.pct(0.5)),
-        us(s.pct(0.99))
-    );
-}
-
-fn header(title: &str, unit: &str) {
-    println!("\n### {title}\n");
-    println!(
-        "| {:<44} | {unit:>10} | {:>9} | {:>9} | {:>7} |",
-        "case", "p50", "p99", "ratio"
-    );
-    println!("|{:-<46}|{:-<12}|{:-<11}|{:-<11}|{:-<9}|", "", "", "", "", "");
 }
 
 // ---------- appends through annals ----------

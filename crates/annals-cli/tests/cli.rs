@@ -340,7 +340,10 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     let rebuilt = db.run(&["projection", "rebuild", "order-history", "--json"]);
     assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
     let summary = &json_lines(&rebuilt)[0];
-    assert_eq!((summary["position"].as_u64(), summary["handled"].as_u64()), (Some(11), Some(10)));
+    assert_eq!(
+        (summary["position"].as_u64(), summary["handled"].as_u64()),
+        (Some(11), Some(10))
+    );
     assert_eq!(summary["parked"], 1);
 
     let orders = &json_lines(&db.run(&["orders", "--consumer", "consumer-42", "--json"]))[0];
@@ -352,7 +355,10 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
 
     let status = &json_lines(&db.run(&["status", "--json"]))[0];
     assert_eq!(status["consumer"], "order-history");
-    assert_eq!((status["position"].as_u64(), status["lag_events"].as_u64()), (Some(11), Some(0)));
+    assert_eq!(
+        (status["position"].as_u64(), status["lag_events"].as_u64()),
+        (Some(11), Some(0))
+    );
     assert_eq!(status["parked"], 1);
     // New events show as lag until the projection runs.
     assert!(db.run(&["demo"]).status.success());
@@ -371,9 +377,15 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     assert!(db.run(&["projection", "run", "order-history"]).status.success());
     let again = &json_lines(&db.run(&["parked", "list", "--json"]))[0];
     assert_eq!(again["state"], "parked");
-    assert_eq!(again["attempts"].as_u64(), parked[0]["attempts"].as_u64().map(|a| a + 1));
+    assert_eq!(
+        again["attempts"].as_u64(),
+        parked[0]["attempts"].as_u64().map(|a| a + 1)
+    );
     assert!(db.run(&["parked", "skip", &id]).status.success());
-    assert_eq!(json_lines(&db.run(&["parked", "list", "--json"]))[0]["state"], "skipped");
+    assert_eq!(
+        json_lines(&db.run(&["parked", "list", "--json"]))[0]["state"],
+        "skipped"
+    );
     assert_eq!(json_lines(&db.run(&["status", "--json"]))[0]["parked"], 0);
     let missing = db.run(&["parked", "skip", "999"]);
     assert!(!missing.status.success());

@@ -2,10 +2,12 @@
 -- Streams come as parallel arrays; stream i's events are e_*[s_first[i] .. s_first[i]+s_count[i]-1].
 -- s_expected: -1 any, -2 no stream, -3 stream exists, n >= 0 exactly version n.
 -- Refusals raise an error with its own SQLSTATE and the facts in DETAIL (field|field|…):
---   AN001 retry: the first event of stream i is already stored (DETAIL: i)
 --   AN002 stream type mismatch (DETAIL: stream|requested|actual)
 --   AN003 conflict (DETAIL: stream|expected|actual)
 --   AN004 snapshot version mismatch (DETAIL: stream|snapshot version|stream version)
+-- An event id already stored is a unique violation on events_event_id_key. The client tells an
+-- idempotent retry from a real duplicate on these error paths only (annals::store::resolve_retry),
+-- so a normal append costs no extra probe.
 -- Returns one row per stream: its first new version.
 CREATE FUNCTION append_events(
     s_ids text[], s_types text[], s_expected bigint[], s_first int[], s_count int[],
@@ -21,19 +23,23 @@ DECLARE
     expected bigint;
     n bigint;
 BEGIN
-    FOR i IN 1 .. cardinality(s_ids) LOOP
-        IF EXISTS (SELECT 1 FROM events e WHERE e.event_id = e_ids[s_first[i]]) THEN
-            RAISE EXCEPTION USING ERRCODE = 'AN001', MESSAGE = 'events already stored', DETAIL = i::text;
-        END IF;
-    END LOOP;
-    -- Lock every stream row (creating missing ones) in stream-id order, so two multi-stream
-    -- appends can never wait on each other in a cycle.
+    -- Lock and bump every stream row (creating missing ones) in stream-id order, so two
+    -- multi-stream appends can never wait on each other in a cycle. A refusal below rolls the
+    -- bump back with everything else.
     FOR i IN SELECT t.o FROM unnest(s_ids) WITH ORDINALITY AS t(id, o) ORDER BY t.id LOOP
-        SELECT s.version, s.stream_type INTO cur_v, cur_t FROM streams s WHERE s.stream_id = s_ids[i] FOR UPDATE;
+        UPDATE streams s SET version = s.version + s_count[i], updated_at = now()
+            WHERE s.stream_id = s_ids[i]
+            RETURNING s.version - s_count[i], s.stream_type INTO cur_v, cur_t;
         IF NOT FOUND THEN
-            INSERT INTO streams (stream_id, stream_type, version) VALUES (s_ids[i], s_types[i], 0)
-                ON CONFLICT DO NOTHING;
-            SELECT s.version, s.stream_type INTO cur_v, cur_t FROM streams s WHERE s.stream_id = s_ids[i] FOR UPDATE;
+            INSERT INTO streams (stream_id, stream_type, version) VALUES (s_ids[i], s_types[i], s_count[i])
+                ON CONFLICT DO NOTHING
+                RETURNING 0, stream_type INTO cur_v, cur_t;
+            IF NOT FOUND THEN
+                -- Another append created it meanwhile (and has committed): bump it now.
+                UPDATE streams s SET version = s.version + s_count[i], updated_at = now()
+                    WHERE s.stream_id = s_ids[i]
+                    RETURNING s.version - s_count[i], s.stream_type INTO cur_v, cur_t;
+            END IF;
         END IF;
         versions[i] := cur_v;
         types[i] := cur_t;
@@ -56,12 +62,14 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'AN004', MESSAGE = 'snapshot version mismatch',
                 DETAIL = s_ids[i] || '|' || snap_versions[i] || '|' || (cur_v + n);
         END IF;
+        -- unnest over array slices: subscripting each array per row would copy it per row.
         INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, payload, metadata)
-        SELECT s_ids[i], s_types[i], cur_v + 1 + (j - s_first[i]), e_ids[j], e_types[j], e_schemas[j],
-               e_payloads[j]::json, e_metadata[j]::json
-        FROM generate_series(s_first[i], s_first[i] + s_count[i] - 1) AS j
-        ORDER BY j;
-        UPDATE streams SET version = cur_v + n, updated_at = now() WHERE stream_id = s_ids[i];
+        SELECT s_ids[i], s_types[i], cur_v + t.k, t.id, t.ty, t.sv, t.p::json, t.m::json
+        FROM unnest(e_ids[s_first[i] : s_first[i] + n - 1], e_types[s_first[i] : s_first[i] + n - 1],
+                    e_schemas[s_first[i] : s_first[i] + n - 1], e_payloads[s_first[i] : s_first[i] + n - 1],
+                    e_metadata[s_first[i] : s_first[i] + n - 1])
+             WITH ORDINALITY AS t(id, ty, sv, p, m, k)
+        ORDER BY t.k;
         IF snap_versions[i] IS NOT NULL THEN
             INSERT INTO snapshots (stream_id, version, schema_version, state)
             VALUES (s_ids[i], snap_versions[i], snap_schemas[i], snap_states[i]::json)

@@ -3,7 +3,7 @@
 -- order and densely: a reader checkpointed at N never misses a later-committing N-1.
 CREATE TABLE log (
     position  bigint PRIMARY KEY,
-    event_row bigint NOT NULL UNIQUE REFERENCES events (id)
+    event_row bigint NOT NULL UNIQUE   -- events.id; no foreign key: checking it would lock every event row
 );
 -- log_head: one row. `position` = the last position handed out; `fence` = every transaction with
 -- an id below it has finished and all its events are in `log`.

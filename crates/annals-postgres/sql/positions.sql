@@ -1,12 +1,14 @@
 -- assign_positions(): gives global positions to every committed event row that has none, and returns the
--- head. Callers serialize on log_head's row lock; any caller may run it (appenders do, right
+-- head. Callers serialize on a transaction-level advisory lock (no transaction id, no WAL until
+-- there is work); any caller may run it (appenders do, right
 -- after their commit; waiting readers do as a sweeper for appenders that died before doing so).
 --
 -- Which rows: those of transactions at or above the last fence that are visible (committed) and
 -- not yet in the log. Every transaction below the new fence (the oldest transaction still
 -- running) has finished before the insert's snapshot, so its rows are all taken now.
 --
--- Order: by (transaction, row), then each stream's slots are given to its rows in version order.
+-- Order: by (transaction, row), then each stream's slots are given to its rows in version order
+-- (the stream's slots and its rows by version, zipped).
 -- That keeps per-stream order even when a transaction that took its id early wrote v2 after a
 -- younger transaction wrote v1: any snapshot that sees v2 sees v1, so both are in this batch or
 -- v1 is in an earlier one.
@@ -16,26 +18,41 @@ DECLARE
     old_fence xid8;
     new_fence xid8;
     added bigint;
+    pending boolean;
+    upper xid8;
 BEGIN
+    -- Dynamic SQL (EXECUTE … USING) is planned for the fence's actual value, and the range on
+    -- events.tx is closed above (by the next transaction id, which no row reaches yet) because
+    -- the planner, without statistics on a young table, guesses a third of the table for an open
+    -- range and would scan all of it, but a closed range as narrow; LATERAL …
+    -- LIMIT 1 makes "not yet in the log" one index probe per candidate, never a hash join that
+    -- reads the whole log.
     SELECT h.fence INTO old_fence FROM log_head h;
-    IF NOT EXISTS (SELECT 1 FROM events e WHERE e.tx >= old_fence
-                   AND NOT EXISTS (SELECT 1 FROM log l WHERE l.event_row = e.id)) THEN
+    upper := pg_snapshot_xmax(pg_current_snapshot());
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM events e
+                 LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
+                 WHERE e.tx >= $1 AND e.tx < $2 AND l.done IS NULL)'
+        INTO pending USING old_fence, upper;
+    IF NOT pending THEN
         SELECT h.position INTO head FROM log_head h;
         RETURN head;
     END IF;
-    SELECT h.position, h.fence INTO head, old_fence FROM log_head h FOR UPDATE;
+    PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
+    SELECT h.position, h.fence INTO head, old_fence FROM log_head h;
     new_fence := pg_snapshot_xmin(pg_current_snapshot());
-    WITH batch AS (
+    upper := pg_snapshot_xmax(pg_current_snapshot());
+    EXECUTE 'WITH batch AS (
         SELECT e.id, e.stream_id, e.version, row_number() OVER (ORDER BY e.tx, e.id) AS slot
         FROM events e
-        WHERE e.tx >= old_fence AND NOT EXISTS (SELECT 1 FROM log l WHERE l.event_row = e.id)
-    ), slots AS (
-        SELECT b.stream_id, b.slot, row_number() OVER (PARTITION BY b.stream_id ORDER BY b.slot) AS k FROM batch b
-    ), rows_in_order AS (
-        SELECT b.id, b.stream_id, row_number() OVER (PARTITION BY b.stream_id ORDER BY b.version) AS k FROM batch b
+        LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
+        WHERE e.tx >= $1 AND e.tx < $3 AND l.done IS NULL
+    ), per_stream AS (
+        SELECT array_agg(b.slot ORDER BY b.slot) AS slots, array_agg(b.id ORDER BY b.version) AS ids
+        FROM batch b GROUP BY b.stream_id
     )
     INSERT INTO log (position, event_row)
-    SELECT head + s.slot, r.id FROM slots s JOIN rows_in_order r ON r.stream_id = s.stream_id AND r.k = s.k;
+    SELECT $2 + u.slot, u.id FROM per_stream p, unnest(p.slots, p.ids) AS u(slot, id)'
+        USING old_fence, head, upper;
     GET DIAGNOSTICS added = ROW_COUNT;
     UPDATE log_head SET position = head + added, fence = new_fence;
     IF added > 0 THEN
@@ -52,20 +69,36 @@ CREATE FUNCTION event_positions(ids uuid[]) RETURNS bigint[] LANGUAGE plpgsql AS
 DECLARE
     found bigint[];
     missing boolean;
+    -- sequencer: held exclusively by whoever runs assign_positions; waiting callers take it shared
+    -- for an instant. candidate: only tried, never waited on, so the instant shared holds of
+    -- waiters cannot starve the one caller that goes on to sequence.
+    sequencer bigint := hashtext('annals.sequencer.' || current_schema());
+    candidate bigint := hashtext('annals.sequencer-candidate.' || current_schema());
+    rounds int := 0;
 BEGIN
-    SELECT array_agg(l.position ORDER BY a.ord), bool_or(e.id IS NOT NULL AND l.position IS NULL)
-      INTO found, missing
-      FROM unnest(ids) WITH ORDINALITY AS a(event_id, ord)
-      LEFT JOIN events e ON e.event_id = a.event_id
-      LEFT JOIN log l ON l.event_row = e.id;
-    IF missing THEN
-        PERFORM assign_positions();
-        SELECT array_agg(l.position ORDER BY a.ord)
-          INTO found
+    LOOP
+        rounds := rounds + 1;
+        IF rounds > 10000 THEN
+            RAISE EXCEPTION 'annals: stored events still have no global position after % rounds', rounds;
+        END IF;
+        -- LATERAL … LIMIT 1: one index probe per id, never a join over whole tables.
+        SELECT array_agg(l.position ORDER BY a.ord), bool_or(e.id IS NOT NULL AND l.position IS NULL)
+          INTO found, missing
           FROM unnest(ids) WITH ORDINALITY AS a(event_id, ord)
-          LEFT JOIN events e ON e.event_id = a.event_id
-          LEFT JOIN log l ON l.event_row = e.id;
-    END IF;
-    RETURN found;
+          LEFT JOIN LATERAL (SELECT x.id FROM events x WHERE x.event_id = a.event_id LIMIT 1) e ON true
+          LEFT JOIN LATERAL (SELECT y.position FROM log y WHERE y.event_row = e.id LIMIT 1) l ON true;
+        IF NOT coalesce(missing, false) THEN
+            RETURN found;
+        END IF;
+        -- Become the sequencer if no one else is about to; otherwise wait for the one at work and
+        -- look again: under concurrency one caller sequences everyone's rows while the others
+        -- wait together and then find theirs done, writing nothing.
+        IF pg_try_advisory_xact_lock(candidate) THEN
+            PERFORM assign_positions();
+        ELSE
+            PERFORM pg_advisory_lock_shared(sequencer);
+            PERFORM pg_advisory_unlock_shared(sequencer);
+        END IF;
+    END LOOP;
 END
 $$;

@@ -2,6 +2,7 @@
 //! transaction, batched as arrays, a prepared statement), pipelined with `event_positions`, which
 //! runs right after that transaction commits and returns the events' global positions: one round
 //! trip per append. Refusals come back as errors with annals' own SQLSTATEs (see `append.sql`).
+//! Idempotent retries are told apart from real duplicates on those error paths only.
 
 use std::collections::HashMap;
 
@@ -137,9 +138,9 @@ pub(crate) async fn append_guarded(
     Ok(Some(AppendOutcome { streams }))
 }
 
-/// Turns a failed `append_events` into the store error it stands for. A retry of stored events
-/// (AN001) is resolved here instead: streams whose events are all stored are answered from the
-/// store; the rest are appended again.
+/// Turns a failed `append_events` into the store error it stands for. A conflict or a stored
+/// event id may be an idempotent retry: then streams whose events are all stored are answered
+/// from the store and the rest are appended again.
 async fn refusal(
     client: &Client,
     appends: &[StreamAppend],
@@ -152,8 +153,12 @@ async fn refusal(
     let detail: Vec<&str> = db.detail().unwrap_or_default().split('|').collect();
     let field = |i: usize| detail.get(i).copied().unwrap_or_default().to_owned();
     let number = |i: usize| field(i).parse::<u64>().unwrap_or_default();
+    let maybe_retry = db.code().code() == "AN003"
+        || (db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_event_id_key"));
+    if maybe_retry && !stored(client, ids).await?.is_empty() {
+        return retry(client, appends, ids).await;
+    }
     Err(match db.code().code() {
-        "AN001" => return retry(client, appends, ids).await,
         "AN002" => StoreError::StreamTypeMismatch {
             stream: field(0),
             requested: field(1),
@@ -176,9 +181,6 @@ async fn refusal(
             snapshot_version: number(1),
             stream_version: number(2),
         },
-        _ if db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_event_id_key") => {
-            duplicate(client, appends, ids, db.detail().unwrap_or_default()).await
-        }
         _ => StoreError::backend(e),
     })
 }
@@ -221,24 +223,4 @@ async fn retry(client: &Client, appends: &[StreamAppend], ids: &[Uuid]) -> Resul
     Ok(AppendOutcome {
         streams: done.into_iter().map(|(_, s)| s).collect(),
     })
-}
-
-async fn duplicate(client: &Client, appends: &[StreamAppend], ids: &[Uuid], detail: &str) -> StoreError {
-    // DETAIL: Key (event_id)=(<uuid>) already exists.
-    let id = detail
-        .split(['(', ')'])
-        .find_map(|part| Uuid::parse_str(part).ok())
-        .or_else(|| ids.first().copied())
-        .unwrap_or_default();
-    let stream = appends
-        .iter()
-        .find(|a| a.events.iter().any(|e| e.event_id == id))
-        .map_or_else(String::new, |a| a.stream_id.to_string());
-    let at = stored(client, &[id]).await.ok().and_then(|mut m| m.remove(&id));
-    StoreError::DuplicateEventId {
-        event_id: id,
-        stream,
-        stored_stream: at.as_ref().map_or_else(String::new, |s| s.stream_id.clone()),
-        stored_version: at.map_or(0, |s| s.version),
-    }
 }
