@@ -194,9 +194,12 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
             json!({ "stream_id": args.stream, "version": out.last_version, "global_position": out.last_position, "event_id": event_id })
         );
     } else {
+        let position = out
+            .last_position
+            .map_or_else(|| "given by the sequencer".to_owned(), |p| p.to_string());
         println!(
-            "appended {} to {} at version {} (global position {})",
-            args.event_type, args.stream, out.last_version, out.last_position
+            "appended {} to {} at version {} (global position {position})",
+            args.event_type, args.stream, out.last_version
         );
     }
     Ok(())

@@ -69,18 +69,8 @@ CREATE FUNCTION event_positions(ids uuid[]) RETURNS bigint[] LANGUAGE plpgsql AS
 DECLARE
     found bigint[];
     missing boolean;
-    -- sequencer: held exclusively by whoever runs assign_positions; waiting callers take it shared
-    -- for an instant. candidate: only tried, never waited on, so the instant shared holds of
-    -- waiters cannot starve the one caller that goes on to sequence.
-    sequencer bigint := hashtext('annals.sequencer.' || current_schema());
-    candidate bigint := hashtext('annals.sequencer-candidate.' || current_schema());
-    rounds int := 0;
 BEGIN
-    LOOP
-        rounds := rounds + 1;
-        IF rounds > 10000 THEN
-            RAISE EXCEPTION 'annals: stored events still have no global position after % rounds', rounds;
-        END IF;
+    FOR round IN 1 .. 3 LOOP
         -- LATERAL … LIMIT 1: one index probe per id, never a join over whole tables.
         SELECT array_agg(l.position ORDER BY a.ord), bool_or(e.id IS NOT NULL AND l.position IS NULL)
           INTO found, missing
@@ -90,15 +80,14 @@ BEGIN
         IF NOT coalesce(missing, false) THEN
             RETURN found;
         END IF;
-        -- Become the sequencer if no one else is about to; otherwise wait for the one at work and
-        -- look again: under concurrency one caller sequences everyone's rows while the others
-        -- wait together and then find theirs done, writing nothing.
-        IF pg_try_advisory_xact_lock(candidate) THEN
-            PERFORM assign_positions();
+        IF round = 1 THEN
+            -- Queue for the sequencer's lock, then look again: under concurrency the first in the
+            -- queue sequences everyone's rows and the others only find theirs done.
+            PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
         ELSE
-            PERFORM pg_advisory_lock_shared(sequencer);
-            PERFORM pg_advisory_unlock_shared(sequencer);
+            PERFORM assign_positions();
         END IF;
     END LOOP;
+    RAISE EXCEPTION 'annals: stored events have no global position after sequencing';
 END
 $$;

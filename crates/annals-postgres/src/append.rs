@@ -1,7 +1,7 @@
 //! Appends: every stream of an append goes to the server in one call of `append_events` (one
-//! transaction, batched as arrays, a prepared statement), pipelined with `event_positions`, which
-//! runs right after that transaction commits and returns the events' global positions: one round
-//! trip per append. Refusals come back as errors with annals' own SQLSTATEs (see `append.sql`).
+//! transaction, batched as arrays, a prepared statement): one round trip per append, no global
+//! lock, no wait for the sequencer (which gives the events their global positions right after;
+//! see the crate docs). Refusals come back as errors with annals' own SQLSTATEs (see `append.sql`).
 //! Idempotent retries are told apart from real duplicates on those error paths only.
 
 use std::collections::HashMap;
@@ -15,7 +15,6 @@ use uuid::Uuid;
 const APPEND: &str =
     "SELECT stream_index, first_version FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const APPEND_ONCE: &str = "SELECT stream_index, first_version FROM append_events_once($14, $15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-const POSITIONS: &str = "SELECT event_positions($1)";
 const STORED: &str = "SELECT e.event_id, e.stream_id, e.version, l.position
                       FROM events e LEFT JOIN log l ON l.event_row = e.id WHERE e.event_id = ANY($1)";
 
@@ -47,7 +46,6 @@ pub(crate) async fn append_guarded(
         .prepare_cached(if inbox.is_some() { APPEND_ONCE } else { APPEND })
         .await
         .map_err(b)?;
-    let positions_stmt = client.prepare_cached(POSITIONS).await.map_err(b)?;
 
     let n_events: usize = appends.iter().map(|a| a.events.len()).sum();
     let (mut s_ids, mut s_types, mut s_expected, mut s_first, mut s_count) =
@@ -75,8 +73,6 @@ pub(crate) async fn append_guarded(
             e_metadata.push(e.metadata.to_json());
         }
     }
-    // Pipelined: the append's own transaction commits, then the positions are read (assigned
-    // first if the sequencer has not got to them), in one round trip.
     let (consumer, message_id) = inbox.unwrap_or_default();
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
         &s_ids,
@@ -96,42 +92,23 @@ pub(crate) async fn append_guarded(
     if inbox.is_some() {
         params.extend([&consumer as &(dyn tokio_postgres::types::ToSql + Sync), &message_id]);
     }
-    let position_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&e_ids];
-    let (appended, positions) = tokio::join!(
-        client.query(&append_stmt, &params),
-        client.query_one(&positions_stmt, &position_params),
-    );
+    let appended = client.query(&append_stmt, &params).await;
     let rows = match appended {
         Ok(rows) => rows,
         Err(e) if e.code().is_some_and(|c| c.code() == "AN005") => return Ok(None),
         Err(e) => return refusal(client, appends, &e_ids, e).await.map(Some),
     };
-    let positions: Vec<Option<i64>> = positions
-        .map_err(b)?
-        .try_get::<_, Option<Vec<Option<i64>>>>(0)
-        .map_err(b)?
-        .unwrap_or_default();
     let mut streams = Vec::with_capacity(appends.len());
     for row in rows {
         let i = row.try_get::<_, i32>(0).map_err(b)? as usize - 1;
         let first_version = row.try_get::<_, i64>(1).map_err(b)? as u64;
         let a = &appends[i];
-        let start = s_first[i] as usize - 1;
-        let slice = &positions[start..start + a.events.len()];
-        let position = |p: Option<&Option<i64>>| {
-            p.copied().flatten().map(|p| p as u64).ok_or_else(|| {
-                StoreError::backend(format!(
-                    "stream {}: appended events got no global position",
-                    a.stream_id
-                ))
-            })
-        };
         streams.push(StreamAppended {
             stream_id: a.stream_id.clone(),
             first_version,
             last_version: first_version + a.events.len() as u64 - 1,
-            first_position: position(slice.first())?,
-            last_position: position(slice.last())?,
+            first_position: None,
+            last_position: None,
             already_stored: false,
         });
     }
@@ -196,7 +173,7 @@ async fn stored(client: &Client, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredAt>
             StoredAt {
                 stream_id: row.try_get(1).map_err(b)?,
                 version: row.try_get::<_, i64>(2).map_err(b)? as u64,
-                global_position: row.try_get::<_, Option<i64>>(3).map_err(b)?.unwrap_or(0) as u64,
+                global_position: row.try_get::<_, Option<i64>>(3).map_err(b)?.map(|p| p as u64),
             },
         );
     }

@@ -102,12 +102,8 @@ impl Inbox for PostgresStore {
         }
         let client = self.client().await?;
         let outcome = crate::append::append_guarded(&client, &appends, Some((consumer, message_id))).await?;
-        if let Some(last) = outcome
-            .iter()
-            .flat_map(|o| o.streams.iter().map(|s| s.last_position))
-            .max()
-        {
-            crate::advance_head(&self.shared.head, last);
+        if outcome.is_some() {
+            self.shared.sequencer.notify_one();
         }
         Ok(outcome)
     }

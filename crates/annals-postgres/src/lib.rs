@@ -39,7 +39,7 @@ use annals::{
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use read::{LOG_AFTER, STREAM_BACKWARDS, STREAM_FORWARDS, decode_rows};
-use tokio::sync::{OnceCell, oneshot, watch};
+use tokio::sync::{Notify, OnceCell, oneshot, watch};
 use tokio_postgres::NoTls;
 
 pub use deadpool_postgres;
@@ -70,6 +70,9 @@ struct Shared {
     schema: String,
     head: watch::Sender<u64>,
     listener: OnceCell<Listener>,
+    /// Wakes the background sequencer (after each append).
+    sequencer: Arc<Notify>,
+    sequencer_task: tokio::task::JoinHandle<()>,
 }
 
 /// The listening task (aborted when the store's last clone goes).
@@ -80,6 +83,7 @@ impl Drop for Shared {
         if let Some(l) = self.listener.get() {
             l.0.abort();
         }
+        self.sequencer_task.abort();
     }
 }
 
@@ -133,13 +137,16 @@ impl PostgresStore {
             .max_size(options.pool_size.max(1))
             .build()
             .map_err(StoreError::backend)?;
+        let sequencer = Arc::new(Notify::new());
         let store = Self {
             shared: Arc::new(Shared {
-                pool,
+                pool: pool.clone(),
                 config,
                 schema: options.schema,
                 head: watch::Sender::new(0),
                 listener: OnceCell::new(),
+                sequencer_task: spawn_sequencer(pool.clone(), sequencer.clone()),
+                sequencer,
             }),
         };
         // Sequence anything a crashed appender left behind, and learn the head.
@@ -221,6 +228,30 @@ impl PostgresStore {
     }
 }
 
+/// The background sequencer: after appends (coalesced: a burst of appends wakes it once or
+/// twice), gives their events global positions, so followers see them within milliseconds
+/// without any appender waiting for it.
+fn spawn_sequencer(pool: Pool, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            let run = async {
+                let client = pool.get().await.map_err(StoreError::backend)?;
+                let stmt = client
+                    .prepare_cached("SELECT assign_positions()")
+                    .await
+                    .map_err(StoreError::backend)?;
+                client.query_one(&stmt, &[]).await.map_err(StoreError::backend)
+            };
+            if let Err(e) = run.await {
+                // Nothing is lost: the next append, read or waiting reader sequences instead.
+                tracing::warn!(error = %e, "annals-postgres: background sequencing failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+}
+
 /// Moves the published head position forward to `to` (never back), waking waiters if it moved.
 pub(crate) fn advance_head(head: &watch::Sender<u64>, to: u64) {
     head.send_if_modified(|h| {
@@ -239,9 +270,7 @@ impl EventStore for PostgresStore {
         annals::store::validate_append(&appends)?;
         let client = self.client().await?;
         let outcome = append::append(&client, &appends).await?;
-        if let Some(last) = outcome.streams.iter().map(|s| s.last_position).max() {
-            advance_head(&self.shared.head, last);
-        }
+        self.shared.sequencer.notify_one();
         Ok(outcome)
     }
 
@@ -256,8 +285,21 @@ impl EventStore for PostgresStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.query_events(LOG_AFTER, &[&to_i64(after), &to_i64(limit as u64)])
-            .await
+        let mut events = self
+            .query_events(LOG_AFTER, &[&to_i64(after), &to_i64(limit as u64)])
+            .await?;
+        // At the head: sequence what has committed but has no position yet (an append that
+        // returned a moment ago, say), so a reader sees its own appends.
+        if events.len() < limit {
+            let seen = events.last().map_or(after, |e| e.global_position);
+            if self.assign_positions().await? > seen {
+                let more = self
+                    .query_events(LOG_AFTER, &[&to_i64(seen), &to_i64((limit - events.len()) as u64)])
+                    .await?;
+                events.extend(more);
+            }
+        }
+        Ok(events)
     }
 
     async fn wait_for_new(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {

@@ -159,7 +159,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64
         .iter()
         .flatten()
         .flatten()
-        .flat_map(|o| o.streams.iter().map(|s| s.last_position))
+        .flat_map(|o| o.streams.iter().filter_map(|s| s.last_position))
         .max()
     {
         crate::advance_head(head, max);
@@ -239,7 +239,7 @@ fn stored_at(conn: &Connection, id: &uuid::Uuid) -> rusqlite::Result<Option<Stor
             Ok(StoredAt {
                 stream_id: r.get(0)?,
                 version: r.get::<_, i64>(1)? as u64,
-                global_position: r.get::<_, i64>(2)? as u64,
+                global_position: Some(r.get::<_, i64>(2)? as u64),
             })
         })
         .optional()
@@ -321,8 +321,8 @@ fn write_stream(conn: &Connection, a: &StreamAppend, now: i64) -> rusqlite::Resu
         stream_id: a.stream_id.clone(),
         first_version: version + 1,
         last_version,
-        first_position,
-        last_position,
+        first_position: Some(first_position),
+        last_position: Some(last_position),
         already_stored: false,
     }))
 }

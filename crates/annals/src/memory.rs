@@ -82,7 +82,7 @@ impl MemoryStore {
                         StoredAt {
                             stream_id: r.stream_id.to_string(),
                             version: r.version,
-                            global_position: r.global_position,
+                            global_position: Some(r.global_position),
                         }
                     })
                 })
@@ -154,8 +154,8 @@ impl MemoryStore {
                 stream_id: a.stream_id,
                 first_version: version + 1,
                 last_version,
-                first_position,
-                last_position: inner.log.len() as u64,
+                first_position: Some(first_position),
+                last_position: Some(inner.log.len() as u64),
                 already_stored: false,
             });
         }

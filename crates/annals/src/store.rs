@@ -89,10 +89,12 @@ pub struct StreamAppended {
     pub first_version: u64,
     /// Version of the last event: the stream's version to expect next.
     pub last_version: u64,
-    /// Global position of the first event.
-    pub first_position: u64,
-    /// Global position of the last event.
-    pub last_position: u64,
+    /// Global position of the first event, where the backend gives positions in the append's own
+    /// transaction (memory, SQLite). `None` on PostgreSQL, whose sequencer gives positions right
+    /// after the commit (see `annals-postgres`); reads see them.
+    pub first_position: Option<u64>,
+    /// Global position of the last event (`None` as for `first_position`).
+    pub last_position: Option<u64>,
     /// True when the events were already stored by an earlier try (idempotent retry).
     pub already_stored: bool,
 }
@@ -395,8 +397,8 @@ pub struct StoredAt {
     pub stream_id: String,
     /// Its version there.
     pub version: u64,
-    /// Its global position.
-    pub global_position: u64,
+    /// Its global position (`None` if not yet given).
+    pub global_position: Option<u64>,
 }
 
 /// Decides what a stream append whose event ids were looked up is: new (`Ok(None)`), an
