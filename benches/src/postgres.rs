@@ -43,7 +43,7 @@ async fn bench_append(store: PostgresStore, appenders: usize, batch: usize, tag:
                 };
                 let t = Instant::now();
                 version = store
-                    .append_to_stream(stream.clone(), "Order", expected, events)
+                    .append_to_stream(stream.clone(), "Bench", expected, events)
                     .await
                     .unwrap()
                     .last_version;
@@ -75,12 +75,12 @@ const RAW_TABLE: &str = "CREATE TABLE IF NOT EXISTS raw_events (
 
 const RAW_INSERT: &str =
     "INSERT INTO raw_events (stream_id, stream_type, version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1, 'Order', v, id, 'OrderRevised', 1, p::json, m::json
+    SELECT $1, 'Bench', v, id, 'OrderRevised', 1, p::json, m::json
     FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::text[]) AS t(v, id, p, m)";
 
 const LOCKED_INSERT: &str = "WITH lock AS (SELECT pg_advisory_xact_lock(4242))
     INSERT INTO raw_events (stream_id, stream_type, version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1, 'Order', v, id, 'OrderRevised', 1, p::json, m::json
+    SELECT $1, 'Bench', v, id, 'OrderRevised', 1, p::json, m::json
     FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::text[]) AS t(v, id, p, m), lock";
 
 /// One connection per appender, one prepared multi-row INSERT per append (autocommit).

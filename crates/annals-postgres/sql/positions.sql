@@ -1,7 +1,7 @@
 -- assign_positions(): gives global positions to every committed event row that has none, and returns the
 -- head. Callers serialize on a transaction-level advisory lock (no transaction id, no WAL until
--- there is work); any caller may run it (appenders do, right
--- after their commit; waiting readers do as a sweeper for appenders that died before doing so).
+-- there is work); any caller may run it: each store's background sequencer after appends, and
+-- readers at the head of the log (so they see appends that returned a moment ago).
 --
 -- Which rows: those of transactions at or above the last fence that are visible (committed) and
 -- not yet in the log. Every transaction below the new fence (the oldest transaction still
@@ -59,35 +59,5 @@ BEGIN
         PERFORM pg_notify('annals_log.' || current_schema(), (head + added)::text);
     END IF;
     RETURN head + added;
-END
-$$;
-
--- event_positions(event ids): the global positions of stored events, in the order asked (NULL for an id
--- not stored), sequencing first if one of them has none yet. An append calls it in the same round
--- trip, right after its own transaction.
-CREATE FUNCTION event_positions(ids uuid[]) RETURNS bigint[] LANGUAGE plpgsql AS $$
-DECLARE
-    found bigint[];
-    missing boolean;
-BEGIN
-    FOR round IN 1 .. 3 LOOP
-        -- LATERAL … LIMIT 1: one index probe per id, never a join over whole tables.
-        SELECT array_agg(l.position ORDER BY a.ord), bool_or(e.id IS NOT NULL AND l.position IS NULL)
-          INTO found, missing
-          FROM unnest(ids) WITH ORDINALITY AS a(event_id, ord)
-          LEFT JOIN LATERAL (SELECT x.id FROM events x WHERE x.event_id = a.event_id LIMIT 1) e ON true
-          LEFT JOIN LATERAL (SELECT y.position FROM log y WHERE y.event_row = e.id LIMIT 1) l ON true;
-        IF NOT coalesce(missing, false) THEN
-            RETURN found;
-        END IF;
-        IF round = 1 THEN
-            -- Queue for the sequencer's lock, then look again: under concurrency the first in the
-            -- queue sequences everyone's rows and the others only find theirs done.
-            PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
-        ELSE
-            PERFORM assign_positions();
-        END IF;
-    END LOOP;
-    RAISE EXCEPTION 'annals: stored events have no global position after sequencing';
 END
 $$;

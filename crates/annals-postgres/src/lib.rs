@@ -5,17 +5,19 @@
 //! ```
 //!
 //! - **Appends** go to the server as one call of a PL/pgSQL function taking arrays (one
-//!   transaction, a prepared statement), pipelined with the call that returns the events' global
-//!   positions: one round trip per append, whatever its size. Optimistic locking is structural
-//!   (`UNIQUE(stream_id, version)` plus a row lock per stream); appends to different streams run
-//!   in parallel.
-//! - **The global log is gap-free** without a global append lock: appends store events without a
-//!   position; a sequencer gives positions only to committed rows, in a table of its own (`log`),
-//!   so a reader checkpointed at position N can never miss a late-committing N-1. Why and how:
-//!   `docs/design.md`, "The gap-free log on PostgreSQL".
+//!   transaction, a prepared statement): one round trip per append, whatever its size.
+//!   Optimistic locking is structural (`UNIQUE(stream_id, version)` plus a row lock per stream);
+//!   appends to different streams run in parallel; no append takes a global lock.
+//! - **The global log is gap-free**: appends store events without a position; a sequencer gives
+//!   positions only to committed rows, in a table of its own (`log`), so a reader checkpointed at
+//!   position N can never miss a late-committing N-1. Each store runs the sequencer in the
+//!   background after its appends, and readers run it when they reach the head, so a reader sees
+//!   its own appends. Appends therefore report no global position (`StreamAppended::
+//!   first_position` is `None`); reads do. Why and how: `docs/design.md`, "The gap-free log on
+//!   PostgreSQL".
 //! - **Waking**: the sequencer NOTIFYs the new head; one listening connection per store wakes
-//!   every waiting reader. Readers also sweep once a second (assigning positions to rows whose
-//!   appender died between its commit and the sequencing), so nothing waits for ever.
+//!   every waiting reader. Waiting readers also sweep once a second (sequencing rows whose
+//!   appender's process died before its sequencer ran), so nothing waits for ever.
 //! - **Schema**: everything lives in one PostgreSQL schema (default `annals`), created and
 //!   migrated on connect from the SQL files in `sql/`, one per object.
 //! - **Durability** is the server's `synchronous_commit` (default `on`: a returned append is
@@ -200,7 +202,7 @@ impl PostgresStore {
     }
 
     /// Runs an event query. Rows committed but not yet sequenced (their appender is between its
-    /// commit and its `event_positions` call) are sequenced and the query runs once more; rows
+    /// commit and the sequencer's next run) are sequenced and the query runs once more; rows
     /// that committed after the first run and have no position yet are left out of the second
     /// (a stream's newer versions, at the end of a forwards read and the start of a backwards
     /// one), so the answer is at least what the first run saw.
