@@ -236,9 +236,10 @@ async fn main() {
 
     if only.is_empty() || only == "rebuild" {
         header(
-            "Projection rebuild: FTGO order-history into a PostgreSQL table (batches of 512)",
+            "Projection rebuild: FTGO order-history into a PostgreSQL table (batches of 512; its own schema, 20 000 orders)",
             "events/s",
         );
+        let (store, _rebuild_guard) = annals_postgres::testing::fresh().await;
         for i in 0..20_000 {
             let (id, events) = ftgo::order_history::sample_order(i);
             store

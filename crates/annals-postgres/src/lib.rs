@@ -95,6 +95,9 @@ pub struct PostgresStore {
     shared: Arc<Shared>,
 }
 
+/// How long the background sequencer lets appends gather after a wake-up.
+const SEQUENCER_GATHER: Duration = Duration::from_millis(1);
+
 /// How often a waiting reader sweeps for committed events that have no position yet.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -237,6 +240,8 @@ fn spawn_sequencer(pool: Pool, wake: Arc<Notify>) -> tokio::task::JoinHandle<()>
     tokio::spawn(async move {
         loop {
             wake.notified().await;
+            // Let a burst of appends gather, so one run sequences many.
+            tokio::time::sleep(SEQUENCER_GATHER).await;
             let run = async {
                 let client = pool.get().await.map_err(StoreError::backend)?;
                 let stmt = client
