@@ -19,16 +19,18 @@ DECLARE
     new_fence xid8;
     added bigint;
     pending boolean;
-    upper xid8;
+    -- Not a bound at all (no transaction id reaches it): it only makes the range on events.tx
+    -- two-sided, see below. A real upper bound taken before the insert's snapshot would let a
+    -- younger transaction's v1 miss a batch that takes an older transaction's v2.
+    upper xid8 := '18446744073709551615';
 BEGIN
     -- Dynamic SQL (EXECUTE … USING) is planned for the fence's actual value, and the range on
-    -- events.tx is closed above (by the next transaction id, which no row reaches yet) because
-    -- the planner, without statistics on a young table, guesses a third of the table for an open
-    -- range and would scan all of it, but a closed range as narrow; LATERAL …
+    -- events.tx is written two-sided because the planner, without statistics on a young table,
+    -- guesses a third of the table for an open range (and would scan all of it) but 0.5% for a
+    -- closed one; with statistics it sees the real range. LATERAL …
     -- LIMIT 1 makes "not yet in the log" one index probe per candidate, never a hash join that
     -- reads the whole log.
     SELECT h.fence INTO old_fence FROM log_head h;
-    upper := pg_snapshot_xmax(pg_current_snapshot());
     EXECUTE 'SELECT EXISTS (SELECT 1 FROM events e
                  LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
                  WHERE e.tx >= $1 AND e.tx < $2 AND l.done IS NULL)'
@@ -40,7 +42,6 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
     SELECT h.position, h.fence INTO head, old_fence FROM log_head h;
     new_fence := pg_snapshot_xmin(pg_current_snapshot());
-    upper := pg_snapshot_xmax(pg_current_snapshot());
     EXECUTE 'WITH batch AS (
         SELECT e.id, e.stream_id, e.version, row_number() OVER (ORDER BY e.tx, e.id) AS slot
         FROM events e
