@@ -22,11 +22,18 @@ DECLARE
     types text[];
     expected bigint;
     n bigint;
+    lock_order int[];
 BEGIN
     -- Lock and bump every stream row (creating missing ones) in stream-id order, so two
     -- multi-stream appends can never wait on each other in a cycle. A refusal below rolls the
     -- bump back with everything else.
-    FOR i IN SELECT t.o FROM unnest(s_ids) WITH ORDINALITY AS t(id, o) ORDER BY t.id LOOP
+    IF cardinality(s_ids) = 1 THEN
+        lock_order := ARRAY[1];
+    ELSE
+        SELECT coalesce(array_agg(t.o::int ORDER BY t.id), '{}') INTO lock_order
+          FROM unnest(s_ids) WITH ORDINALITY AS t(id, o);
+    END IF;
+    FOREACH i IN ARRAY lock_order LOOP
         UPDATE streams s SET version = s.version + s_count[i], updated_at = now()
             WHERE s.stream_id = s_ids[i]
             RETURNING s.version - s_count[i], s.stream_type INTO cur_v, cur_t;
