@@ -24,17 +24,16 @@ DECLARE
     -- younger transaction's v1 miss a batch that takes an older transaction's v2.
     upper xid8 := '18446744073709551615';
 BEGIN
-    -- Dynamic SQL (EXECUTE … USING) is planned for the fence's actual value, and the range on
-    -- events.tx is written two-sided because the planner, without statistics on a young table,
-    -- guesses a third of the table for an open range (and would scan all of it) but 0.5% for a
-    -- closed one; with statistics it sees the real range. LATERAL …
-    -- LIMIT 1 makes "not yet in the log" one index probe per candidate, never a hash join that
-    -- reads the whole log.
+    -- The range on events.tx is written two-sided because the planner, without statistics on a
+    -- young table (or with a parameter, in a cached plan), guesses a third of the table for an
+    -- open range and would scan all of it, but 0.5% for a closed one; LATERAL … LIMIT 1 makes
+    -- "not yet in the log" one index probe per candidate, never a hash join over the whole log.
+    -- So the plans are right whatever the statistics, and cached (no planning per run).
     SELECT h.fence INTO old_fence FROM log_head h;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM events e
-                 LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
-                 WHERE e.tx >= $1 AND e.tx < $2 AND l.done IS NULL)'
-        INTO pending USING old_fence, upper;
+    SELECT EXISTS (SELECT 1 FROM events e
+                   LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
+                   WHERE e.tx >= old_fence AND e.tx < upper AND l.done IS NULL)
+      INTO pending;
     IF NOT pending THEN
         SELECT h.position INTO head FROM log_head h;
         RETURN head;
@@ -42,18 +41,17 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
     SELECT h.position, h.fence INTO head, old_fence FROM log_head h;
     new_fence := pg_snapshot_xmin(pg_current_snapshot());
-    EXECUTE 'WITH batch AS (
+    WITH batch AS (
         SELECT e.id, e.stream_id, e.version, row_number() OVER (ORDER BY e.tx, e.id) AS slot
         FROM events e
         LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
-        WHERE e.tx >= $1 AND e.tx < $3 AND l.done IS NULL
+        WHERE e.tx >= old_fence AND e.tx < upper AND l.done IS NULL
     ), per_stream AS (
         SELECT array_agg(b.slot ORDER BY b.slot) AS slots, array_agg(b.id ORDER BY b.version) AS ids
         FROM batch b GROUP BY b.stream_id
     )
     INSERT INTO log (position, event_row)
-    SELECT $2 + u.slot, u.id FROM per_stream p, unnest(p.slots, p.ids) AS u(slot, id)'
-        USING old_fence, head, upper;
+    SELECT head + u.slot, u.id FROM per_stream p, unnest(p.slots, p.ids) AS u(slot, id);
     GET DIAGNOSTICS added = ROW_COUNT;
     UPDATE log_head SET position = head + added, fence = new_fence;
     IF added > 0 THEN
