@@ -139,3 +139,45 @@ async fn stress_many_writers_few_streams_live_reader() {
     let positions: Vec<u64> = seen.iter().map(|e| e.global_position).collect();
     assert_eq!(positions, (1..=total as u64).collect::<Vec<_>>(), "dense from 1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_store_on_the_same_schema_follows_appends() {
+    let (writer, guard) = common::fresh().await;
+    // A second store (another service, say) on the same database and schema.
+    let reader = annals_postgres::PostgresStore::connect_with(
+        &common::url(),
+        annals_postgres::PostgresOptions {
+            schema: guard.schema.clone(),
+            pool_size: 2,
+        },
+    )
+    .await
+    .unwrap();
+    let follower = follow(reader.clone(), 20);
+    for i in 0..20 {
+        writer
+            .append_to_stream(
+                sid(&format!("other-{}", i % 4)),
+                "Other",
+                ExpectedVersion::Any,
+                vec![ev(i)],
+            )
+            .await
+            .unwrap();
+    }
+    let seen = follower.await.unwrap();
+    check_history(&seen, 20);
+    // Appends report no position on PostgreSQL; reads do, densely from 1.
+    let out = writer
+        .append_to_stream(sid("other-0"), "Other", ExpectedVersion::Any, vec![ev(99)])
+        .await
+        .unwrap();
+    assert_eq!(out.last_position, None);
+    let tail = reader.read_all(20, 10).await.unwrap();
+    assert_eq!(
+        tail.len(),
+        1,
+        "a reader at the head sees an append that has just returned"
+    );
+    assert_eq!(tail[0].global_position, 21);
+}
