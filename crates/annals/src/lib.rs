@@ -4,8 +4,11 @@
 //! replay. The [`EventStore`] is untyped (event type as text, JSON payload) so tools can show any
 //! event; the typed layer ([`Aggregate`], [`DomainEvent`], [`Repository`]) sits above it.
 //!
-//! Backends: [`MemoryStore`] here, `annals-sqlite` (the embedded default). Every backend passes
-//! the conformance suite in [`testkit`] (feature `testkit`).
+//! Backends: [`MemoryStore`] here, `annals-sqlite` (the embedded default) and `annals-postgres`.
+//! Every backend passes the conformance suite in [`testkit`] (feature `testkit`).
+//!
+//! Reading the log as a consumer — catch-up subscriptions from a durable checkpoint, the inbox
+//! for idempotent consumers, parked messages and the error policy — is [`consume`].
 //!
 //! ```
 //! use annals::{Aggregate, DomainEvent, MemoryStore, Metadata, Repository, StreamId};
