@@ -160,7 +160,8 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let (store, guard) = annals_postgres::testing::fresh().await;
+    // One connection per appender, as the raw baseline has, plus one for the sequencer.
+    let (store, guard) = annals_postgres::testing::fresh_with_pool(17).await;
     let admin = connect(&guard.schema).await;
     admin.batch_execute(RAW_TABLE).await.unwrap();
     let sync: String = admin.query_one("SHOW synchronous_commit", &[]).await.unwrap().get(0);

@@ -50,12 +50,17 @@ pub fn unique_schema(prefix: &str) -> String {
 
 /// A store in a fresh schema.
 pub async fn fresh() -> (PostgresStore, SchemaGuard) {
+    fresh_with_pool(8).await
+}
+
+/// A store in a fresh schema with a pool of `pool_size` connections.
+pub async fn fresh_with_pool(pool_size: usize) -> (PostgresStore, SchemaGuard) {
     let schema = unique_schema("t");
     let store = PostgresStore::connect_with(
         &url(),
         PostgresOptions {
             schema: schema.clone(),
-            pool_size: 8,
+            pool_size,
         },
     )
     .await
