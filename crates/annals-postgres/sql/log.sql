@@ -1,9 +1,16 @@
--- log: the gap-free global log. Position N is assigned to an event row by the sequencer
--- (positions.sql) only once the row's transaction has committed, so positions become visible in
--- order and densely: a reader checkpointed at N never misses a later-committing N-1.
+-- log: the gap-free global log, one row per (transaction, stream) group of events — per append
+-- and stream — rather than per event: positions first_position … first_position + count - 1 go
+-- to that stream's versions first_version … first_version + count - 1. The sequencer
+-- (positions.sql) writes a group only once its transaction has committed, so positions become
+-- visible in order and densely: a reader checkpointed at N never misses a later-committing N-1.
+-- UNIQUE(stream_id, first_version) finds an event's group (its position) and tells the sequencer
+-- which groups are done.
 CREATE TABLE log (
-    position  bigint PRIMARY KEY,
-    event_row bigint NOT NULL UNIQUE   -- events.id; no foreign key: checking it would lock every event row
+    first_position bigint  PRIMARY KEY,
+    stream_id      text    NOT NULL,
+    first_version  bigint  NOT NULL,
+    count          integer NOT NULL CHECK (count > 0),
+    UNIQUE (stream_id, first_version)
 );
 -- log_head: one row. `position` = the last position handed out; `fence` = every transaction with
 -- an id below it has finished and all its events are in `log`.

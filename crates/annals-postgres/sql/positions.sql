@@ -7,8 +7,9 @@
 -- not yet in the log. Every transaction below the new fence (the oldest transaction still
 -- running) has finished before the insert's snapshot, so its rows are all taken now.
 --
--- Order: by (transaction, row), then each stream's slots are given to its rows in version order
--- (the stream's slots and its rows by version, zipped).
+-- Order: groups — one transaction's events of one stream — by (transaction, first row), then each
+-- stream's slots are given to its groups in version order (zipped); positions are the running
+-- sum of the group sizes in slot order.
 -- That keeps per-stream order even when a transaction that took its id early wrote v2 after a
 -- younger transaction wrote v1: any snapshot that sees v2 sees v1, so both are in this batch or
 -- v1 is in an earlier one.
@@ -30,9 +31,13 @@ BEGIN
     -- "not yet in the log" one index probe per candidate, never a hash join over the whole log.
     -- So the plans are right whatever the statistics, and cached (no planning per run).
     SELECT h.fence INTO old_fence FROM log_head h;
-    SELECT EXISTS (SELECT 1 FROM events e
-                   LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
-                   WHERE e.tx >= old_fence AND e.tx < upper AND l.done IS NULL)
+    SELECT EXISTS (
+        SELECT 1 FROM (SELECT e.stream_id, min(e.version) AS first_version
+                       FROM events e WHERE e.tx >= old_fence AND e.tx < upper
+                       GROUP BY e.tx, e.stream_id) p
+        LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
+                           WHERE l.stream_id = p.stream_id AND l.first_version = p.first_version LIMIT 1) d ON true
+        WHERE d.done IS NULL)
       INTO pending;
     IF NOT pending THEN
         SELECT h.position INTO head FROM log_head h;
@@ -41,18 +46,34 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
     SELECT h.position, h.fence INTO head, old_fence FROM log_head h;
     new_fence := pg_snapshot_xmin(pg_current_snapshot());
-    WITH batch AS (
-        SELECT e.id, e.stream_id, e.version, row_number() OVER (ORDER BY e.tx, e.id) AS slot
-        FROM events e
-        LEFT JOIN LATERAL (SELECT 1 AS done FROM log l WHERE l.event_row = e.id LIMIT 1) l ON true
-        WHERE e.tx >= old_fence AND e.tx < upper AND l.done IS NULL
+    WITH fresh AS (
+        -- Each committed transaction's events of one stream (consecutive versions), not yet in
+        -- the log.
+        SELECT p.tx, p.stream_id, p.first_version, p.n, p.first_id
+        FROM (SELECT e.tx, e.stream_id, min(e.version) AS first_version, count(*)::int AS n, min(e.id) AS first_id
+              FROM events e WHERE e.tx >= old_fence AND e.tx < upper
+              GROUP BY e.tx, e.stream_id) p
+        LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
+                           WHERE l.stream_id = p.stream_id AND l.first_version = p.first_version LIMIT 1) d ON true
+        WHERE d.done IS NULL
+    ), slotted AS (
+        SELECT f.*, row_number() OVER (ORDER BY f.tx, f.first_id) AS slot FROM fresh f
     ), per_stream AS (
-        SELECT array_agg(b.slot ORDER BY b.slot) AS slots, array_agg(b.id ORDER BY b.version) AS ids
-        FROM batch b GROUP BY b.stream_id
+        -- Each stream's slots go to its groups in version order.
+        SELECT s.stream_id, array_agg(s.slot ORDER BY s.slot) AS slots,
+               array_agg(s.first_version ORDER BY s.first_version) AS versions,
+               array_agg(s.n ORDER BY s.first_version) AS counts
+        FROM slotted s GROUP BY s.stream_id
+    ), placed AS (
+        SELECT u.slot, p.stream_id, u.first_version, u.n
+        FROM per_stream p, unnest(p.slots, p.versions, p.counts) AS u(slot, first_version, n)
+    ), ins AS (
+        INSERT INTO log (first_position, stream_id, first_version, count)
+        SELECT head + sum(pl.n) OVER (ORDER BY pl.slot) - pl.n + 1, pl.stream_id, pl.first_version, pl.n
+        FROM placed pl
+        RETURNING count
     )
-    INSERT INTO log (position, event_row)
-    SELECT head + u.slot, u.id FROM per_stream p, unnest(p.slots, p.ids) AS u(slot, id);
-    GET DIAGNOSTICS added = ROW_COUNT;
+    SELECT coalesce(sum(ins.count), 0) INTO added FROM ins;
     UPDATE log_head SET position = head + added, fence = new_fence;
     IF added > 0 THEN
         PERFORM pg_notify('annals_log.' || current_schema(), (head + added)::text);

@@ -15,8 +15,7 @@ use uuid::Uuid;
 const APPEND: &str =
     "SELECT stream_index, first_version FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const APPEND_ONCE: &str = "SELECT stream_index, first_version FROM append_events_once($14, $15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-const STORED: &str = "SELECT e.event_id, e.stream_id, e.version, l.position
-                      FROM events e LEFT JOIN log l ON l.event_row = e.id WHERE e.event_id = ANY($1)";
+const STORED: &str = crate::read::STORED_BY_ID;
 
 fn expected_code(e: ExpectedVersion) -> i64 {
     match e {
