@@ -20,40 +20,7 @@ use annals::consume::Runner;
 use annals::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
 use annals_postgres::PostgresStore;
 use annals_postgres::projection::PgProjector;
-use report::{Sample, header, payload, row, secs};
-
-async fn bench_append(store: PostgresStore, appenders: usize, batch: usize, tag: &str, time: Duration) -> Sample {
-    let deadline = Instant::now() + time;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..appenders {
-        let store = store.clone();
-        let stream = StreamId::new(format!("bench-{tag}-{w}")).unwrap();
-        tasks.push(tokio::spawn(async move {
-            let value = serde_json::value::to_raw_value(&payload()).unwrap();
-            let (mut version, mut lat) = (0u64, Vec::new());
-            while Instant::now() < deadline {
-                let events = (0..batch)
-                    .map(|_| NewEvent::new("OrderRevised", value.clone()))
-                    .collect();
-                let expected = if version == 0 {
-                    ExpectedVersion::NoStream
-                } else {
-                    ExpectedVersion::Exact(version)
-                };
-                let t = Instant::now();
-                version = store
-                    .append_to_stream(stream.clone(), "Bench", expected, events)
-                    .await
-                    .unwrap()
-                    .last_version;
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    collect(tasks, batch, started).await
-}
+use report::{Sample, bench_append, header, payload, row, secs};
 
 async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>, batch: usize, started: Instant) -> Sample {
     let mut latencies = Vec::new();

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use annals::{EventStore, ExpectedVersion, NewEvent, StreamId};
 
 /// Latencies of one case and how long it ran.
 pub struct Sample {
@@ -70,4 +72,57 @@ pub fn header(title: &str, unit: &str) {
         "case", "p50", "p99", "ratio"
     );
     println!("|{:-<46}|{:-<12}|{:-<11}|{:-<11}|{:-<9}|", "", "", "", "", "");
+}
+
+/// Appends through annals: `appenders` tasks, each on its own stream, `batch` events per call with
+/// `ExpectedVersion::Exact`, for `time`.
+pub async fn bench_append<S: EventStore + Clone + 'static>(
+    store: S,
+    appenders: usize,
+    batch: usize,
+    tag: &str,
+    time: Duration,
+) -> Sample {
+    let deadline = Instant::now() + time;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..appenders {
+        let store = store.clone();
+        let tag = tag.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let stream = StreamId::new(format!("bench-{tag}-{w}")).unwrap();
+            let mut version = 0u64;
+            let mut lat = Vec::new();
+            // Serialized once, as the raw baseline's payload is: both start from JSON text.
+            let value = serde_json::value::to_raw_value(&payload()).unwrap();
+            while Instant::now() < deadline {
+                let events = (0..batch)
+                    .map(|_| NewEvent::new("OrderRevised", value.clone()))
+                    .collect();
+                let expected = if version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(version)
+                };
+                let t = Instant::now();
+                let out = store
+                    .append_to_stream(stream.clone(), "Order", expected, events)
+                    .await
+                    .unwrap();
+                lat.push(t.elapsed());
+                version = out.last_version;
+            }
+            lat
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    Sample {
+        events: latencies.len() * batch,
+        latencies,
+        elapsed,
+    }
 }

@@ -16,7 +16,7 @@ use ftgo::order::{LineItem, Order, OrderCommand, OrderEvent};
 #[path = "report.rs"]
 mod report;
 
-use report::{Sample, header, payload, row, secs};
+use report::{Sample, bench_append, header, payload, row, secs};
 
 fn sync_setting() -> Synchronous {
     match std::env::var("ANNALS_BENCH_SYNC").as_deref() {
@@ -31,59 +31,6 @@ fn sync_pragma(s: Synchronous) -> &'static str {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
         _ => "OFF",
-    }
-}
-
-// ---------- appends through annals ----------
-
-async fn bench_append<S: EventStore + Clone + 'static>(
-    store: S,
-    appenders: usize,
-    batch: usize,
-    tag: &str,
-    time: Duration,
-) -> Sample {
-    let deadline = Instant::now() + time;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..appenders {
-        let store = store.clone();
-        let tag = tag.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let stream = StreamId::new(format!("bench-{tag}-{w}")).unwrap();
-            let mut version = 0u64;
-            let mut lat = Vec::new();
-            // Serialized once, as the raw baseline's payload is: both start from JSON text.
-            let value = serde_json::value::to_raw_value(&payload()).unwrap();
-            while Instant::now() < deadline {
-                let events = (0..batch)
-                    .map(|_| NewEvent::new("OrderRevised", value.clone()))
-                    .collect();
-                let expected = if version == 0 {
-                    ExpectedVersion::NoStream
-                } else {
-                    ExpectedVersion::Exact(version)
-                };
-                let t = Instant::now();
-                let out = store
-                    .append_to_stream(stream.clone(), "Order", expected, events)
-                    .await
-                    .unwrap();
-                lat.push(t.elapsed());
-                version = out.last_version;
-            }
-            lat
-        }));
-    }
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    Sample {
-        events: latencies.len() * batch,
-        latencies,
-        elapsed,
     }
 }
 

@@ -178,13 +178,7 @@ impl PostgresStore {
 
     /// Gives positions to committed events that have none yet; returns the log's head.
     pub async fn assign_positions(&self) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT assign_positions()")
-            .await
-            .map_err(StoreError::backend)?;
-        let head: i64 = client.query_one(&stmt, &[]).await.map_err(StoreError::backend)?.get(0);
-        Ok(head as u64)
+        assign_positions(&self.shared.pool).await
     }
 
     async fn ensure_listener(&self) {
@@ -233,6 +227,17 @@ impl PostgresStore {
     }
 }
 
+/// Runs the sequencer once on a pooled connection; returns the log's head.
+async fn assign_positions(pool: &Pool) -> Result<u64, StoreError> {
+    let client = pool.get().await.map_err(StoreError::backend)?;
+    let stmt = client
+        .prepare_cached("SELECT assign_positions()")
+        .await
+        .map_err(StoreError::backend)?;
+    let head: i64 = client.query_one(&stmt, &[]).await.map_err(StoreError::backend)?.get(0);
+    Ok(head as u64)
+}
+
 /// The background sequencer: after appends (coalesced: a burst of appends wakes it once or
 /// twice), gives their events global positions, so followers see them within milliseconds
 /// without any appender waiting for it.
@@ -242,15 +247,7 @@ fn spawn_sequencer(pool: Pool, wake: Arc<Notify>) -> tokio::task::JoinHandle<()>
             wake.notified().await;
             // Let a burst of appends gather, so one run sequences many.
             tokio::time::sleep(SEQUENCER_GATHER).await;
-            let run = async {
-                let client = pool.get().await.map_err(StoreError::backend)?;
-                let stmt = client
-                    .prepare_cached("SELECT assign_positions()")
-                    .await
-                    .map_err(StoreError::backend)?;
-                client.query_one(&stmt, &[]).await.map_err(StoreError::backend)
-            };
-            if let Err(e) = run.await {
+            if let Err(e) = assign_positions(&pool).await {
                 // Nothing is lost: the next append, read or waiting reader sequences instead.
                 tracing::warn!(error = %e, "annals-postgres: background sequencing failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
