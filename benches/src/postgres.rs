@@ -122,6 +122,13 @@ async fn fill(store: &PostgresStore, streams: usize, per_stream: usize) {
     }
 }
 
+/// `ANNALS_BENCH_CASES=16x10,1x1` runs only those append cases (all when unset).
+fn case_selected(appenders: usize, batch: usize) -> bool {
+    std::env::var("ANNALS_BENCH_CASES").map_or(true, |cases| {
+        cases.split(',').any(|c| c.trim() == format!("{appenders}x{batch}"))
+    })
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -149,6 +156,9 @@ async fn main() {
         for appenders in [1usize, 16] {
             for batch in [1usize, 10, 100] {
                 n += 1;
+                if !case_selected(appenders, batch) {
+                    continue;
+                }
                 let rounds = 2;
                 let slice = secs() / rounds as u32;
                 let (mut raw, mut ours, mut locked) = (Sample::empty(), Sample::empty(), Sample::empty());

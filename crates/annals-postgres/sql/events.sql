@@ -1,12 +1,12 @@
 -- events: one row per event, never updated or deleted in place.
--- `id` is a row id taken at insert; it is NOT the global position: an identity value is taken at
--- insert but becomes visible at commit, so ordering readers by it would skip late committers (the
--- global-ordering trap). Global positions live in `log` (log.sql), assigned by the sequencer.
--- `tx` is the inserting transaction's id; the sequencer uses it as a fence.
+-- There is no row id: an identity value is taken at insert but becomes visible at commit, so
+-- ordering readers by it would skip late committers (the global-ordering trap), and nothing else
+-- needs one (an index fewer per event; migration 3 drops the `id` of schemas made before).
+-- Global positions live in `log` (log.sql), assigned by the sequencer.
+-- `tx` is the inserting transaction's id; the sequencer finds new rows by it (a fence).
 -- UNIQUE(stream_id, version) makes optimistic locking structural; UNIQUE(event_id) makes appends
 -- idempotent.
 CREATE TABLE events (
-    id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tx             xid8        NOT NULL DEFAULT pg_current_xact_id(),
     stream_id      text        NOT NULL,
     stream_type    text        NOT NULL,

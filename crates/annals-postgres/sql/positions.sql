@@ -7,13 +7,13 @@
 -- not yet in the log. Every transaction below the new fence (the oldest transaction still
 -- running) has finished before the insert's snapshot, so its rows are all taken now.
 --
--- Order: groups — one transaction's events of one stream — by (transaction, first row), then each
+-- Order: groups — one transaction's events of one stream — by (transaction, stream), then each
 -- stream's slots are given to its groups in version order (zipped); positions are the running
 -- sum of the group sizes in slot order.
 -- That keeps per-stream order even when a transaction that took its id early wrote v2 after a
 -- younger transaction wrote v1: any snapshot that sees v2 sees v1, so both are in this batch or
 -- v1 is in an earlier one.
-CREATE FUNCTION assign_positions() RETURNS bigint LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION assign_positions() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     head bigint;
     old_fence xid8;
@@ -49,15 +49,15 @@ BEGIN
     WITH fresh AS (
         -- Each committed transaction's events of one stream (consecutive versions), not yet in
         -- the log.
-        SELECT p.tx, p.stream_id, p.first_version, p.n, p.first_id
-        FROM (SELECT e.tx, e.stream_id, min(e.version) AS first_version, count(*)::int AS n, min(e.id) AS first_id
+        SELECT p.tx, p.stream_id, p.first_version, p.n
+        FROM (SELECT e.tx, e.stream_id, min(e.version) AS first_version, count(*)::int AS n
               FROM events e WHERE e.tx >= old_fence AND e.tx < upper
               GROUP BY e.tx, e.stream_id) p
         LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
                            WHERE l.stream_id = p.stream_id AND l.first_version = p.first_version LIMIT 1) d ON true
         WHERE d.done IS NULL
     ), slotted AS (
-        SELECT f.*, row_number() OVER (ORDER BY f.tx, f.first_id) AS slot FROM fresh f
+        SELECT f.*, row_number() OVER (ORDER BY f.tx, f.stream_id) AS slot FROM fresh f
     ), per_stream AS (
         -- Each stream's slots go to its groups in version order.
         SELECT s.stream_id, array_agg(s.slot ORDER BY s.slot) AS slots,

@@ -15,6 +15,7 @@ use uuid::Uuid;
 const APPEND: &str =
     "SELECT stream_index, first_version FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const APPEND_ONCE: &str = "SELECT stream_index, first_version FROM append_events_once($14, $15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+const APPEND_STREAM: &str = include_str!("../sql/append_stream.sql");
 const STORED: &str = crate::read::STORED_BY_ID;
 
 fn expected_code(e: ExpectedVersion) -> i64 {
@@ -41,6 +42,9 @@ pub(crate) async fn append_guarded(
     inbox: Option<(&str, Uuid)>,
 ) -> Result<Option<AppendOutcome>, StoreError> {
     let b = StoreError::backend;
+    if let ([one], None) = (appends, inbox) {
+        return append_stream(client, one, appends).await.map(Some);
+    }
     let append_stmt = client
         .prepare_cached(if inbox.is_some() { APPEND_ONCE } else { APPEND })
         .await
@@ -112,6 +116,63 @@ pub(crate) async fn append_guarded(
         });
     }
     Ok(Some(AppendOutcome { streams }))
+}
+
+/// Appends to one stream with the one-statement path (`append_stream.sql`).
+async fn append_stream(
+    client: &Client,
+    a: &StreamAppend,
+    appends: &[StreamAppend],
+) -> Result<AppendOutcome, StoreError> {
+    let b = StoreError::backend;
+    let stmt = client.prepare_cached(APPEND_STREAM).await.map_err(b)?;
+    let n = a.events.len();
+    let mut e_ids = Vec::with_capacity(n);
+    let mut e_types = Vec::with_capacity(n);
+    let mut e_schemas = Vec::with_capacity(n);
+    let mut e_payloads = Vec::with_capacity(n);
+    let mut e_metadata = Vec::with_capacity(n);
+    for e in &a.events {
+        e_ids.push(e.event_id);
+        e_types.push(e.event_type.as_str());
+        e_schemas.push(e.schema_version as i32);
+        e_payloads.push(e.payload.get());
+        e_metadata.push(e.metadata.to_json());
+    }
+    let snap = a.snapshot.as_ref();
+    let appended = client
+        .query_one(
+            &stmt,
+            &[
+                &a.stream_id.as_str(),
+                &a.stream_type.as_str(),
+                &expected_code(a.expected),
+                &(n as i64),
+                &snap.map(|s| s.version as i64),
+                &snap.map(|s| s.schema_version as i32),
+                &snap.map(|s| s.state.get()),
+                &e_ids,
+                &e_types,
+                &e_schemas,
+                &e_payloads,
+                &e_metadata,
+            ],
+        )
+        .await;
+    let first_version = match appended {
+        Ok(row) => row.try_get::<_, i64>(0).map_err(b)? as u64,
+        Err(e) => return refusal(client, appends, &e_ids, e).await,
+    };
+    Ok(AppendOutcome {
+        streams: vec![StreamAppended {
+            stream_id: a.stream_id.clone(),
+            first_version,
+            last_version: first_version + n as u64 - 1,
+            first_position: None,
+            last_position: None,
+            already_stored: false,
+        }],
+    })
 }
 
 /// Turns a failed `append_events` into the store error it stands for. A conflict or a stored

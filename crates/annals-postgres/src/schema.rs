@@ -1,5 +1,9 @@
 //! Embedded schema migrations, applied in order on connect; each has a number and a note.
 //!
+//! The files in `sql/` say what each object is now, so a later migration that changes an object
+//! re-runs its file (written to be re-runnable: `CREATE OR REPLACE`, `IF EXISTS`) and an earlier
+//! migration that created it gives a fresh schema the current form at once.
+//!
 //! Everything lives in one PostgreSQL schema (default `annals`), so several stores can share a
 //! database (tests give each case its own schema). Concurrent connects serialize on an advisory
 //! lock derived from the schema name.
@@ -37,6 +41,16 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("../sql/checkpoints.sql"),
             include_str!("../sql/processed_messages.sql"),
             include_str!("../sql/parked.sql"),
+        ],
+    },
+    Migration {
+        version: 3,
+        note: "refuse() for the one-stream append statement; events lose their row id (one index fewer \
+               per event) and the sequencer orders a transaction's groups by stream instead",
+        sql: &[
+            include_str!("../sql/refuse.sql"),
+            "ALTER TABLE events DROP COLUMN IF EXISTS id;",
+            include_str!("../sql/positions.sql"),
         ],
     },
 ];
