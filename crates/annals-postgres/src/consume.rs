@@ -155,3 +155,32 @@ impl DeadLetters for PostgresStore {
         Ok(n > 0)
     }
 }
+
+impl annals::relay::Leases for PostgresStore {
+    async fn hold_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO leases AS l (name, holder, expires_at)
+                 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                 WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp()",
+            )
+            .await
+            .map_err(b)?;
+        let n = client
+            .execute(&stmt, &[&name, &holder, &ttl.as_secs_f64()])
+            .await
+            .map_err(b)?;
+        Ok(n == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM leases WHERE name = $1 AND holder = $2", &[&name, &holder])
+            .await
+            .map(|_| ())
+            .map_err(b)
+    }
+}

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("../sql/positions.sql"),
         ],
     },
+    Migration {
+        version: 4,
+        note: "leases (one active relay per name)",
+        sql: &[include_str!("../sql/leases.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

@@ -161,3 +161,33 @@ impl DeadLetters for SqliteStore {
         .await
     }
 }
+
+impl annals::relay::Leases for SqliteStore {
+    async fn hold_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        let now = to_micros(SystemTime::now());
+        let until = now.saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                 WHERE leases.holder = excluded.holder OR leases.expires_at < ?4",
+            )
+            .and_then(|mut s| s.execute(params![name, holder, until, now]))
+            .map(|n| n == 1)
+            .map_err(b)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |tx| {
+            tx.prepare_cached("DELETE FROM leases WHERE name = ?1 AND holder = ?2")
+                .and_then(|mut s| s.execute(params![name, holder]))
+                .map(|_| ())
+                .map_err(b)
+        })
+        .await
+    }
+}

@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("../sql/parked.sql"),
         ],
     },
+    Migration {
+        version: 3,
+        note: "leases (one active relay per name)",
+        sql: &[include_str!("../sql/leases.sql")],
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

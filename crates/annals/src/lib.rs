@@ -55,6 +55,7 @@ pub mod event;
 pub mod follow;
 pub mod ids;
 pub mod memory;
+pub mod relay;
 pub mod repository;
 pub mod store;
 pub mod typed;

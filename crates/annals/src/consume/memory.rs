@@ -17,6 +17,7 @@ pub(crate) struct ConsumerTables {
     pub(crate) processed: HashSet<(String, Uuid)>,
     checkpoints: BTreeMap<String, (u64, SystemTime)>,
     parked: Vec<Parked>,
+    leases: BTreeMap<String, (String, std::time::Instant)>,
 }
 
 impl MemoryStore {
@@ -102,6 +103,27 @@ impl DeadLetters for MemoryStore {
                 p.attempts += 1;
             }
             true
+        })
+    }
+}
+
+impl crate::relay::Leases for MemoryStore {
+    async fn hold_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let now = std::time::Instant::now();
+        self.tables(|t| match t.leases.get(name) {
+            Some((h, until)) if h != holder && *until > now => false,
+            _ => {
+                t.leases.insert(name.to_owned(), (holder.to_owned(), now + ttl));
+                true
+            }
+        })
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.tables(|t| {
+            if t.leases.get(name).is_some_and(|(h, _)| h == holder) {
+                t.leases.remove(name);
+            }
         })
     }
 }

@@ -118,3 +118,40 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         self.inner.list_streams(after, limit)
     }
 }
+
+/// A broker stand-in for relay tests: records every message it is given (duplicates included,
+/// so tests see what the relay sent) and fails chosen `publish` calls (counted from 1) after
+/// taking the first half of their batch, as a broker that went away mid-batch would.
+#[derive(Clone, Default)]
+pub struct RecordingPublisher {
+    sent: std::sync::Arc<Mutex<Vec<RecordedEvent>>>,
+    calls: std::sync::Arc<AtomicU64>,
+    fail_calls: std::sync::Arc<Mutex<Vec<u64>>>,
+}
+
+impl RecordingPublisher {
+    /// A publisher that fails the given calls.
+    pub fn failing_calls(calls: impl IntoIterator<Item = u64>) -> Self {
+        let p = Self::default();
+        p.fail_calls.lock().expect("lock").extend(calls);
+        p
+    }
+
+    /// Every message given so far, in order, duplicates included.
+    pub fn sent(&self) -> Vec<RecordedEvent> {
+        self.sent.lock().expect("lock").clone()
+    }
+}
+
+impl crate::relay::Publisher for RecordingPublisher {
+    async fn publish(&self, events: &[RecordedEvent]) -> Result<(), crate::error::BoxError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let fail = self.fail_calls.lock().expect("lock").contains(&n);
+        let take = if fail { events.len() / 2 } else { events.len() };
+        self.sent.lock().expect("lock").extend_from_slice(&events[..take]);
+        if fail {
+            return Err(format!("injected fault: publish call {n}").into());
+        }
+        Ok(())
+    }
+}

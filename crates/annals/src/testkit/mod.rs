@@ -43,6 +43,11 @@ macro_rules! conformance_tests {
         );
         $crate::__conformance_case!($factory, inbox_makes_redelivered_messages_harmless);
         $crate::__conformance_case!($factory, failing_messages_are_retried_parked_or_stop);
+        $crate::__conformance_case!(
+            $factory,
+            relay_publishes_every_event_in_stream_order_across_failures
+        );
+        $crate::__conformance_case!($factory, leases_admit_one_holder_until_expiry);
 
         #[test]
         fn model_based_random_histories() {

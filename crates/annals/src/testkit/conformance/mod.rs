@@ -7,12 +7,14 @@ mod appends;
 mod consuming;
 mod global_log;
 mod reading;
+mod relaying;
 mod snapshots;
 
 pub use appends::*;
 pub use consuming::*;
 pub use global_log::*;
 pub use reading::*;
+pub use relaying::*;
 pub use snapshots::*;
 
 use serde_json::json;
