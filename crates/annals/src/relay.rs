@@ -60,7 +60,7 @@ pub struct Relay<S, P> {
     batch: usize,
     lease_ttl: Duration,
     max_backoff: Duration,
-    on_progress: Option<Box<dyn FnMut(RelayProgress) + Send>>,
+    on_progress: Option<Box<dyn FnMut(RelayProgress) + Send + Sync>>,
 }
 
 impl<S, P> Relay<S, P>
@@ -96,7 +96,7 @@ where
     }
 
     /// Calls `f` after every acknowledged batch.
-    pub fn on_progress(mut self, f: impl FnMut(RelayProgress) + Send + 'static) -> Self {
+    pub fn on_progress(mut self, f: impl FnMut(RelayProgress) + Send + Sync + 'static) -> Self {
         self.on_progress = Some(Box::new(f));
         self
     }
