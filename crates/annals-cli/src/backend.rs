@@ -106,6 +106,15 @@ impl Checkpoints for AnyStore {
     }
 }
 
+impl annals::relay::Leases for AnyStore {
+    async fn hold_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.hold_lease(name, holder, ttl).await)
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release_lease(name, holder).await)
+    }
+}
+
 impl DeadLetters for AnyStore {
     async fn park(&self, consumer: &str, event: &RecordedEvent, error: &str, attempts: u32) -> Result<(), StoreError> {
         dispatch!(self, s => s.park(consumer, event, error, attempts).await)

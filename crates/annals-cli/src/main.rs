@@ -8,6 +8,7 @@ mod commands;
 mod consumers;
 mod demo;
 mod output;
+mod relay;
 
 use std::process::ExitCode;
 
@@ -102,6 +103,10 @@ enum Command {
         #[command(subcommand)]
         action: consumers::ParkedAction,
     },
+    /// Publish every committed event to NATS JetStream, in order, from a durable cursor, until
+    /// Ctrl-C (or, with --until-caught-up, until the log's head at start is published). One relay
+    /// per --name is active; others wait on its lease and take over when it stops.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Subcommand)]
@@ -199,5 +204,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Orders { consumer } => consumers::orders(&store, consumer.as_deref(), cli.json).await,
         Command::Status => consumers::status(&store, cli.json).await,
         Command::Parked { action } => consumers::parked(&store, action, cli.json).await,
+        Command::Relay(args) => relay::run(store, args).await,
     }
 }

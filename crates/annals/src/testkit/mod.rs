@@ -14,6 +14,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod gwt;
 pub mod model;
+pub mod tally;
 
 pub use gwt::given;
 
