@@ -157,7 +157,26 @@ pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> any
 pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
     let head = store.head_position().await?;
     let all = annals::consume::status(store).await?;
+    // Replication slots of tailing relays: WAL kept for them, and events not yet published.
+    let mut slots = Vec::new();
+    if let AnyStore::Postgres(pg) = store {
+        let prefix = format!("annals_{}_", pg.schema());
+        for s in annals_postgres::tail::slots(pg).await? {
+            let relay = s.slot.strip_prefix(&prefix).unwrap_or(&s.slot).to_owned();
+            let cursor = all
+                .iter()
+                .find(|c| c.name == format!("relay.{relay}"))
+                .map_or(0, |c| c.position);
+            slots.push((s, head.saturating_sub(cursor)));
+        }
+    }
     if json {
+        for (s, events) in &slots {
+            println!(
+                "{}",
+                json!({ "slot": s.slot, "active": s.active, "lag_bytes": s.lag_bytes, "lag_events": events })
+            );
+        }
         for c in &all {
             println!(
                 "{}",
@@ -181,6 +200,15 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
             humantime::format_duration(Duration::from_secs(c.lag.as_secs())).to_string(),
             c.parked,
             output::time(c.updated_at)
+        );
+    }
+    for (s, events) in &slots {
+        println!(
+            "slot {:<19} {:<8} lag {:>6} events / {} bytes of WAL",
+            s.slot,
+            if s.active { "active" } else { "inactive" },
+            events,
+            s.lag_bytes
         );
     }
     Ok(())

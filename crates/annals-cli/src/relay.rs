@@ -6,6 +6,7 @@ use annals::EventStore;
 use annals::consume::Checkpoints;
 use annals::relay::Relay;
 use annals_nats::{NatsOptions, NatsPublisher};
+use annals_postgres::tail::TailRelay;
 
 use crate::backend::AnyStore;
 
@@ -33,6 +34,20 @@ pub struct RelayArgs {
     /// Stop once the log's head at start is published.
     #[arg(long)]
     until_caught_up: bool,
+    /// Where events come from: `poll` reads the global log (SQLite and PostgreSQL); `tail`
+    /// streams PostgreSQL's transaction log through a logical replication slot
+    /// `annals_<schema>_<name>` (needs wal_level=logical).
+    #[arg(long, value_enum, default_value_t = Source::Poll)]
+    source: Source,
+}
+
+/// The relay's source.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Source {
+    /// Read the global log from the cursor.
+    Poll,
+    /// Tail the transaction log (PostgreSQL).
+    Tail,
 }
 
 pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
@@ -50,48 +65,69 @@ pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
         }
     };
     let head = store.head_position().await?;
-    let cursor = store
-        .load_checkpoint(&format!("relay.{}", args.name))
-        .await?
-        .unwrap_or(0);
-    let started = Instant::now();
-    let mut last_line = Instant::now();
-    let (caught_up_tx, caught_up) = tokio::sync::watch::channel(false);
-    let until = args.until_caught_up;
-    let mut relay = Relay::new(args.name.clone(), store, publisher)
-        .with_batch(args.batch)
-        .with_lease_ttl(args.lease)
-        .on_progress(move |p| {
-            if last_line.elapsed() >= Duration::from_secs(1) {
-                let rate = p.published as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                eprintln!(
-                    "relay: position {} | {} published this run ({rate:.0}/s) | {} retries",
-                    p.position, p.published, p.retries
-                );
-                last_line = Instant::now();
-            }
-            if until && p.position >= head {
-                let _ = caught_up_tx.send(true);
-            }
-        });
+    let cursor_name = format!("relay.{}", args.name);
+    let cursor = store.load_checkpoint(&cursor_name).await?.unwrap_or(0);
+    if args.until_caught_up && cursor >= head {
+        eprintln!("relay: already at position {cursor}, the head");
+        return Ok(());
+    }
     eprintln!(
-        "relay {}: publishing to {} (stream {}, subjects {}.>)",
-        args.name, args.nats, args.stream, args.prefix
+        "relay {} ({}): publishing to {} (stream {}, subjects {}.>)",
+        args.name,
+        match args.source {
+            Source::Poll => "polling the log",
+            Source::Tail => "tailing the transaction log",
+        },
+        args.nats,
+        args.stream,
+        args.prefix
     );
+    // Stops on Ctrl-C, or once the head at start is published; shows progress every second.
+    let monitor_store = store.clone();
+    let until = args.until_caught_up;
     let stop = async move {
-        let mut caught_up = caught_up;
+        let started = Instant::now();
+        let mut last_line = Instant::now();
+        let monitor = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let at = monitor_store
+                    .load_checkpoint(&cursor_name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                if last_line.elapsed() >= Duration::from_secs(1) {
+                    let rate = at.saturating_sub(cursor) as f64 / started.elapsed().as_secs_f64();
+                    let head = monitor_store.head_position().await.unwrap_or(at);
+                    eprintln!("relay: position {at} of {head} ({rate:.0} events/s this run)");
+                    last_line = Instant::now();
+                }
+                if until && at >= head {
+                    return;
+                }
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = caught_up.wait_for(|done| *done), if until => {}
+            () = monitor => {}
         }
     };
-    let progress = if until && cursor >= head {
-        annals::relay::RelayProgress {
-            position: cursor,
-            ..Default::default()
+    let progress = match (args.source, store) {
+        (Source::Poll, store) => {
+            Relay::new(args.name.clone(), store, publisher)
+                .with_batch(args.batch)
+                .with_lease_ttl(args.lease)
+                .run(stop)
+                .await?
         }
-    } else {
-        relay.run(stop).await?
+        (Source::Tail, AnyStore::Postgres(store)) => {
+            TailRelay::new(args.name.clone(), store, publisher)
+                .with_lease_ttl(args.lease)
+                .run(stop)
+                .await?
+        }
+        (Source::Tail, _) => anyhow::bail!("--source tail needs a PostgreSQL store (--db postgres://…)"),
     };
     eprintln!(
         "relay: stopped at position {} ({} published this run, {} retries)",

@@ -1,7 +1,9 @@
-//! Fault test (a): `annals relay` is killed (SIGKILL) three times while it publishes a 10 000-event
-//! history from PostgreSQL to NATS JetStream, then restarted until it has caught up. A durable
-//! consumer in this process applies every event through the inbox: each event's effect exactly
-//! once, each stream in version order.
+//! Fault test (a): `annals relay` is killed (SIGKILL) three times while it publishes 10 000 events
+//! from PostgreSQL to NATS JetStream — half written before it starts, half while it runs and is
+//! killed — then restarted until it has caught up. A durable consumer in this process applies
+//! every event through the inbox: each event's effect exactly once, each stream in version order.
+//! Run for both sources: polling the log and tailing the transaction log. Also: `annals status`
+//! shows a stopped tailing relay's slot lag.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,7 +18,16 @@ use annals_sqlite::SqliteStore;
 const NATS: &str = "nats://127.0.0.1:4222";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_relay_restarts_and_every_event_is_applied_exactly_once_in_order() {
+async fn killed_polling_relay_restarts_and_every_event_is_applied_exactly_once_in_order() {
+    kill_and_check("poll").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_tailing_relay_restarts_and_every_event_is_applied_exactly_once_in_order() {
+    kill_and_check("tail").await;
+}
+
+async fn kill_and_check(source: &str) {
     let schema = annals_postgres::testing::unique_schema("relaykill");
     let guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
     let url = annals_postgres::testing::url();
@@ -29,9 +40,7 @@ async fn killed_relay_restarts_and_every_event_is_applied_exactly_once_in_order(
     )
     .await
     .unwrap();
-    write_history(&store, 20, 500).await;
-    let head = store.head_position().await.unwrap();
-    assert_eq!(head, 10_000);
+    write_history(&store, 20, 250).await;
 
     let id = uuid::Uuid::now_v7().simple().to_string();
     let options = NatsOptions::new(NATS).with_names(format!("KILL{id}"), format!("kill{id}"));
@@ -51,14 +60,20 @@ async fn killed_relay_restarts_and_every_event_is_applied_exactly_once_in_order(
         let mut c = Command::new(env!("CARGO_BIN_EXE_annals"));
         c.args(["--db", &url, "--pg-schema", &schema, "relay", "--nats", NATS])
             .args(["--stream", &options.stream, "--prefix", &options.subject_prefix])
-            .args(["--batch", "100", "--lease", "1s"])
+            .args(["--batch", "100", "--lease", "1s", "--source", source])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         c
     };
+    // The other half is written while the relay runs and is killed.
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move { write_history(&store, 20, 250).await })
+    };
     let mut kills_mid_stream = 0;
     for _ in 0..3 {
+        let head = store.head_position().await.unwrap();
         let mut child = relay(&[]).spawn().unwrap();
         let before = store.load_checkpoint("relay.main").await.unwrap().unwrap_or(0);
         // Kill it once it has moved on by some batches, before it is done.
@@ -78,6 +93,9 @@ async fn killed_relay_restarts_and_every_event_is_applied_exactly_once_in_order(
     }
     eprintln!("{kills_mid_stream} of 3 kills landed mid-stream");
     assert!(kills_mid_stream > 0, "no kill landed in the middle of the stream");
+    writer.await.unwrap();
+    let head = store.head_position().await.unwrap();
+    assert_eq!(head, 10_000);
 
     // Restarted: it waits out the dead relay's lease, then publishes the rest and stops.
     let status = relay(&["--until-caught-up"]).status().unwrap();
@@ -94,5 +112,72 @@ async fn killed_relay_restarts_and_every_event_is_applied_exactly_once_in_order(
     assert_eq!(applied(&tally).await, want, "lost, repeated or reordered effects");
     consuming.abort();
     let _ = js.delete_stream(&options.stream).await;
+    drop(guard);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_stopped_tailing_relays_slot_lag() {
+    let schema = annals_postgres::testing::unique_schema("slotlag");
+    let guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
+    let url = annals_postgres::testing::url();
+    let store = PostgresStore::connect_with(
+        &url,
+        PostgresOptions {
+            schema: schema.clone(),
+            ..PostgresOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let (stream, prefix) = (format!("LAG{id}"), format!("lag{id}"));
+    let annals = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_annals"))
+            .args(["--db", &url, "--pg-schema", &schema])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let relay = [
+        "relay",
+        "--source",
+        "tail",
+        "--until-caught-up",
+        "--stream",
+        &stream,
+        "--prefix",
+        &prefix,
+    ];
+    let slot_line = |status: String| -> serde_json::Value {
+        status
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v.get("slot").is_some())
+            .expect("a slot line in annals status --json")
+    };
+
+    write_history(&store, 3, 10).await;
+    annals(&relay);
+    write_history(&store, 3, 10).await;
+    let slot = slot_line(annals(&["status", "--json"]));
+    assert_eq!(slot["slot"], format!("annals_{schema}_main"));
+    assert_eq!(slot["active"], false);
+    assert_eq!(slot["lag_events"], 30, "{slot}");
+    assert!(slot["lag_bytes"].as_i64().unwrap() > 0, "{slot}");
+    let text = annals(&["status"]);
+    assert!(text.contains("inactive") && text.contains("30 events"), "{text}");
+
+    annals(&relay);
+    let slot = slot_line(annals(&["status", "--json"]));
+    assert_eq!(slot["lag_events"], 0, "{slot}");
+
+    let client = async_nats::connect(NATS).await.unwrap();
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
     drop(guard);
 }

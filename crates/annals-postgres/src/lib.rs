@@ -29,6 +29,7 @@ mod follow;
 pub mod projection;
 mod read;
 pub mod schema;
+pub mod tail;
 #[cfg(feature = "testkit")]
 pub mod testing;
 
@@ -158,6 +159,11 @@ impl PostgresStore {
         let head = store.assign_positions().await?;
         advance_head(&store.shared.head, head);
         Ok(store)
+    }
+
+    /// The connection settings (with `search_path` set to the store's schema).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.shared.config
     }
 
     /// The PostgreSQL schema in use.

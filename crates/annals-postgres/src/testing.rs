@@ -28,8 +28,33 @@ impl Drop for SchemaGuard {
             rt.block_on(async {
                 if let Ok((client, conn)) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await {
                     tokio::spawn(conn);
+                    // Relays' replication slots would keep WAL forever: drop them (waiting a
+                    // moment for a killed relay's connection to go), and the publication.
+                    let slots = format!("annals\\_{schema}\\_%");
+                    for _ in 0..50 {
+                        let _ = client
+                            .execute(
+                                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                                 WHERE slot_name LIKE $1 AND NOT active",
+                                &[&slots],
+                            )
+                            .await;
+                        let left: i64 = client
+                            .query_one(
+                                "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1",
+                                &[&slots],
+                            )
+                            .await
+                            .map_or(0, |r| r.get(0));
+                        if left == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
                     let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .batch_execute(&format!(
+                            "DROP PUBLICATION IF EXISTS annals_{schema}; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                        ))
                         .await;
                 }
             });

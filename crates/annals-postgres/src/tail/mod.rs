@@ -1,0 +1,415 @@
+//! The relay's second source: transaction-log tailing (DESIGN §6). A logical replication slot
+//! with `pgoutput` streams the inserts into `events` and `log`, in commit order, through
+//! `pgwire-replication`; no query polls the tables.
+//!
+//! Events arrive in their appender's transaction and are kept until the sequencer's transaction
+//! (which always commits after them) gives them positions in `log`; each sequencer transaction's
+//! groups are then published in position order, so the broker sees the same order as the global
+//! log and the same `Annals-Position` headers as with polling. An event the stream did not carry
+//! (inserted before the slot existed) is read from the store instead.
+//!
+//! Progress: the cursor `relay.<name>` (the last published position, shared with the polling
+//! relay of that name, so either can take over) is stored after the broker acknowledged; the slot
+//! is acknowledged up to the commit of the oldest transaction whose events are still waiting for
+//! positions, else to the last fully published transaction — never further, so a restart
+//! streams again everything not yet published (positions at or below the cursor are skipped).
+//! The relay takes the lease `<name>` first, as the polling relay does; at start it publishes
+//! from the cursor to the head by reading the log, then follows the slot.
+
+mod pgoutput;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use annals::consume::Checkpoints;
+use annals::event::{from_micros, parse_stored_metadata};
+use annals::relay::{Leases, Publisher, RelayProgress};
+use annals::{EventStore, ReadStream, RecordedEvent, StoreError, StreamId};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
+
+use crate::PostgresStore;
+use pgoutput::{Message, Relation};
+
+/// Names of the publication and of a relay's slot in `schema`.
+pub fn publication_name(schema: &str) -> String {
+    format!("annals_{schema}")
+}
+
+/// The replication slot of relay `name` in `schema` (`annals_<schema>_<name>`).
+pub fn slot_name(schema: &str, name: &str) -> String {
+    format!("annals_{schema}_{name}")
+}
+
+/// A replication slot of this store, as `annals status` shows it.
+#[derive(Clone, Debug)]
+pub struct SlotStatus {
+    /// The slot.
+    pub slot: String,
+    /// Whether a relay is streaming from it now.
+    pub active: bool,
+    /// WAL bytes the server keeps for it: written since its confirmed position.
+    pub lag_bytes: i64,
+}
+
+/// The slots of `store`'s relays and how far behind each is.
+pub async fn slots(store: &PostgresStore) -> Result<Vec<SlotStatus>, StoreError> {
+    let client = store.client().await?;
+    let pattern = format!("annals\\_{}\\_%", store.schema());
+    let rows = client
+        .query(
+            "SELECT slot_name::text, active,
+                    coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint
+             FROM pg_replication_slots WHERE slot_name LIKE $1 ORDER BY slot_name",
+            &[&pattern],
+        )
+        .await
+        .map_err(StoreError::backend)?;
+    Ok(rows
+        .iter()
+        .map(|r| SlotStatus {
+            slot: r.get(0),
+            active: r.get(1),
+            lag_bytes: r.get(2),
+        })
+        .collect())
+}
+
+/// Publishes the store's events by tailing its transaction log; see the module docs.
+pub struct TailRelay<P> {
+    store: PostgresStore,
+    publisher: P,
+    name: String,
+    holder: String,
+    lease_ttl: Duration,
+}
+
+/// A transaction's inserts, collected until its commit.
+#[derive(Default)]
+struct Transaction {
+    events: Vec<RecordedEvent>,
+    groups: Vec<(u64, String, u64, u64)>,
+}
+
+impl<P: Publisher> TailRelay<P> {
+    /// Relay `name` (lease, cursor `relay.<name>`, slot `annals_<schema>_<name>`) of `store` to
+    /// `publisher`, with a 5 s lease.
+    pub fn new(name: impl Into<String>, store: PostgresStore, publisher: P) -> Self {
+        Self {
+            store,
+            publisher,
+            name: name.into(),
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
+            lease_ttl: Duration::from_secs(5),
+        }
+    }
+
+    /// The lease's time to live.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(300));
+        self
+    }
+
+    /// Runs until `stop` completes: lease, publication and slot (created if missing), catch-up
+    /// from the cursor, then the slot's stream. Errors of the database or the broker are waited
+    /// out with a backoff, resuming from the slot.
+    pub async fn run(
+        &mut self,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RelayProgress, StoreError> {
+        let mut stop = std::pin::pin!(stop);
+        let mut progress = RelayProgress::default();
+        let mut backoff = Duration::from_millis(100);
+        let result = loop {
+            tokio::select! {
+                () = &mut stop => break Ok(progress),
+                ran = self.lead(&mut progress) => match ran {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::warn!(relay = %self.name, error = %e, "log tailing stopped; resuming after {backoff:?}");
+                        progress.retries += 1;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                },
+            }
+        };
+        let _ = self.store.release_lease(&self.name, &self.holder).await;
+        result
+    }
+
+    async fn hold(&self) -> bool {
+        self.store
+            .hold_lease(&self.name, &self.holder, self.lease_ttl)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// One session: returns Ok when the lease was lost, Err when the stream or the broker failed.
+    async fn lead(&mut self, progress: &mut RelayProgress) -> Result<(), StoreError> {
+        let renew_every = self.lease_ttl / 3;
+        while !self.hold().await {
+            tokio::time::sleep(renew_every).await;
+        }
+        let start = self.ensure_slot().await?;
+        let cursor_name = format!("relay.{}", self.name);
+        let mut cursor = self.store.load_checkpoint(&cursor_name).await?.unwrap_or(0);
+        // Catch up by reading the log (history from before the slot, or a cursor left behind).
+        let head = self.store.head_position().await?;
+        while cursor < head {
+            let events = self.store.read_all(cursor, 500).await?;
+            let Some(last) = events.last().map(|e| e.global_position) else {
+                break;
+            };
+            self.publisher.publish(&events).await.map_err(StoreError::backend)?;
+            self.store.save_checkpoint(&cursor_name, last).await?;
+            progress.published += events.len() as u64;
+            cursor = last;
+        }
+        progress.position = cursor;
+
+        let mut client = ReplicationClient::connect(self.replication_config(start)?)
+            .await
+            .map_err(StoreError::backend)?;
+        let mut relations: HashMap<u32, Relation> = HashMap::new();
+        let mut txn = Transaction::default();
+        // Events waiting for their positions, with the commit LSN of their transaction.
+        let mut waiting: BTreeMap<(String, u64), (RecordedEvent, u64, Instant)> = BTreeMap::new();
+        let mut renewed = Instant::now();
+        let schema = self.store.schema().to_owned();
+        loop {
+            if renewed.elapsed() >= renew_every {
+                if !self.hold().await {
+                    let _ = client.shutdown().await;
+                    return Ok(());
+                }
+                renewed = Instant::now();
+                // Events of an appender that died before its sequencer ran: sequence them.
+                if waiting.values().any(|(_, _, at)| at.elapsed() > renew_every) {
+                    self.store.assign_positions().await?;
+                }
+            }
+            let event = tokio::time::timeout(renew_every, client.recv()).await;
+            let Ok(event) = event else { continue };
+            match event.map_err(StoreError::backend)? {
+                None => return Err(StoreError::backend("the replication stream ended")),
+                Some(ReplicationEvent::Begin { .. }) => txn = Transaction::default(),
+                Some(ReplicationEvent::XLogData { data, .. }) => {
+                    match pgoutput::decode(&data).map_err(StoreError::backend)? {
+                        Message::Relation(oid, r) => {
+                            relations.insert(oid, r);
+                        }
+                        Message::Insert(insert) => {
+                            let Some(rel) = relations.get(&insert.relation) else {
+                                continue;
+                            };
+                            if rel.schema != schema {
+                                continue;
+                            }
+                            let row = pgoutput::by_name(rel, &insert);
+                            match rel.name.as_str() {
+                                "events" => txn.events.push(event_of(&row)?),
+                                "log" => txn.groups.push(group_of(&row)?),
+                                _ => {}
+                            }
+                        }
+                        Message::Other => {}
+                    }
+                }
+                Some(ReplicationEvent::Commit { lsn, end_lsn, .. }) => {
+                    let txn = std::mem::take(&mut txn);
+                    for e in txn.events {
+                        waiting.insert((e.stream_id.to_string(), e.version), (e, lsn.as_u64(), Instant::now()));
+                    }
+                    if !txn.groups.is_empty() {
+                        let batch = self.place(txn.groups, &mut waiting, cursor).await?;
+                        if let Some(last) = batch.last().map(|e| e.global_position) {
+                            self.publisher.publish(&batch).await.map_err(StoreError::backend)?;
+                            self.store.save_checkpoint(&cursor_name, last).await?;
+                            progress.published += batch.len() as u64;
+                            progress.position = last;
+                            cursor = last;
+                        }
+                    }
+                    let safe = waiting.values().map(|(_, l, _)| *l).min().unwrap_or(end_lsn.as_u64());
+                    client.update_applied_lsn(Lsn::from_u64(safe));
+                }
+                Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
+                    if waiting.is_empty() && txn.events.is_empty() {
+                        client.update_applied_lsn(wal_end);
+                    }
+                }
+                Some(ReplicationEvent::StoppedAt { .. }) => {
+                    return Err(StoreError::backend("the replication stream stopped"));
+                }
+                Some(ReplicationEvent::Message { .. }) => {}
+            }
+        }
+    }
+
+    /// The events of a sequencer transaction's groups, with their positions, in position order,
+    /// without those at or below `cursor`; events the stream did not carry are read from the store.
+    async fn place(
+        &self,
+        mut groups: Vec<(u64, String, u64, u64)>,
+        waiting: &mut BTreeMap<(String, u64), (RecordedEvent, u64, Instant)>,
+        cursor: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        groups.sort_by_key(|g| g.0);
+        let mut out = Vec::new();
+        for (first_position, stream, first_version, count) in groups {
+            let mut missing = false;
+            let mut events = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                match waiting.remove(&(stream.clone(), first_version + i)) {
+                    Some((mut e, _, _)) => {
+                        e.global_position = first_position + i;
+                        events.push(e);
+                    }
+                    None => missing = true,
+                }
+            }
+            if missing {
+                let id = StreamId::new(stream.clone())?;
+                events = self
+                    .store
+                    .read_stream(&id, ReadStream::from_version(first_version).limit(count as usize))
+                    .await?;
+                if events.len() as u64 != count {
+                    return Err(StoreError::backend(format!(
+                        "log group {stream} v{first_version}+{count} has {} events in the store",
+                        events.len()
+                    )));
+                }
+            }
+            out.extend(events.into_iter().filter(|e| e.global_position > cursor));
+        }
+        Ok(out)
+    }
+
+    /// Creates the publication and this relay's slot if missing; returns where to stream from.
+    async fn ensure_slot(&self) -> Result<Lsn, StoreError> {
+        let b = StoreError::backend;
+        let schema = self.store.schema();
+        let (publication, slot) = (publication_name(schema), slot_name(schema, &self.name));
+        if !crate::schema::valid_schema_name(&slot) {
+            return Err(StoreError::backend(format!(
+                "relay name {:?} makes an invalid slot name {slot:?}: use lower-case letters, digits and _",
+                self.name
+            )));
+        }
+        let client = self.store.client().await?;
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
+            .await
+            .map_err(b)?
+            .is_some();
+        if !exists {
+            let created = client
+                .batch_execute(&format!(
+                    "CREATE PUBLICATION {publication} FOR TABLE {schema}.events, {schema}.log WITH (publish = 'insert')"
+                ))
+                .await;
+            // Another relay may have created it meanwhile.
+            if let Err(e) = created
+                && e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT)
+            {
+                return Err(b(e));
+            }
+        }
+        let row = client
+            .query_opt(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(b)?;
+        let lsn: String = match row {
+            Some(r) => r.get::<_, Option<String>>(0).unwrap_or_else(|| "0/0".into()),
+            None => client
+                .query_one(
+                    "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                    &[&slot],
+                )
+                .await
+                .map_err(b)?
+                .get(0),
+        };
+        Lsn::parse(&lsn).map_err(|e| StoreError::backend(format!("slot {slot}: bad LSN {lsn:?}: {e:?}")))
+    }
+
+    fn replication_config(&self, start: Lsn) -> Result<ReplicationConfig, StoreError> {
+        let config = self.store.config();
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => {
+                return Err(StoreError::backend(
+                    "log tailing needs a TCP host in the PostgreSQL URL",
+                ));
+            }
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let password = config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        Ok(ReplicationConfig::new(
+            host,
+            config.get_user().unwrap_or("postgres"),
+            password,
+            config.get_dbname().unwrap_or("postgres"),
+            slot_name(self.store.schema(), &self.name),
+            publication_name(self.store.schema()),
+        )
+        .with_port(port)
+        .with_tls(TlsConfig::disabled())
+        .with_start_lsn(start)
+        .with_status_interval(Duration::from_secs(1))
+        .with_wakeup_interval(Duration::from_secs(1)))
+    }
+}
+
+fn column<'a>(row: &HashMap<&str, Option<&'a str>>, name: &str) -> Result<&'a str, StoreError> {
+    row.get(name)
+        .copied()
+        .flatten()
+        .ok_or_else(|| StoreError::backend(format!("replicated row has no {name}")))
+}
+
+fn number<T: std::str::FromStr>(row: &HashMap<&str, Option<&str>>, name: &str) -> Result<T, StoreError> {
+    let text = column(row, name)?;
+    text.parse()
+        .map_err(|_| StoreError::backend(format!("replicated {name} is not a number: {text:?}")))
+}
+
+/// An `events` insert as an event (its position comes from `log` later).
+fn event_of(row: &HashMap<&str, Option<&str>>) -> Result<RecordedEvent, StoreError> {
+    let stream_id = StreamId::new(column(row, "stream_id")?)?;
+    let version: u64 = number(row, "version")?;
+    let payload = serde_json::value::RawValue::from_string(column(row, "payload")?.to_owned())
+        .map_err(|e| StoreError::backend(format!("replicated payload of {stream_id} v{version}: {e}")))?;
+    Ok(RecordedEvent {
+        global_position: 0,
+        stream_type: column(row, "stream_type")?.to_owned(),
+        version,
+        event_id: column(row, "event_id")?
+            .parse()
+            .map_err(|e| StoreError::backend(format!("replicated event_id: {e}")))?,
+        event_type: column(row, "event_type")?.to_owned(),
+        schema_version: number(row, "schema_version")?,
+        payload,
+        metadata: parse_stored_metadata(stream_id.as_str(), version, column(row, "metadata")?)?,
+        recorded_at: pgoutput::timestamptz_micros(column(row, "recorded_at")?)
+            .map_or(std::time::SystemTime::UNIX_EPOCH, from_micros),
+        stream_id,
+    })
+}
+
+/// A `log` insert: (first position, stream, first version, count).
+fn group_of(row: &HashMap<&str, Option<&str>>) -> Result<(u64, String, u64, u64), StoreError> {
+    Ok((
+        number(row, "first_position")?,
+        column(row, "stream_id")?.to_owned(),
+        number(row, "first_version")?,
+        number(row, "count")?,
+    ))
+}
