@@ -181,3 +181,45 @@ async fn status_shows_a_stopped_tailing_relays_slot_lag() {
     let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
     drop(guard);
 }
+
+/// `annals relay` on the embedded default: a SQLite file's log published until caught up, then
+/// consumed from JetStream by a durable consumer, each effect once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_relay_publishes_until_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("source.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    write_history(&store, 5, 40).await;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let options = NatsOptions::new(NATS).with_names(format!("SQL{id}"), format!("sql{id}"));
+    let status = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(["--db", &path.display().to_string(), "relay", "--until-caught-up"])
+        .args(["--stream", &options.stream, "--prefix", &options.subject_prefix])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(store.load_checkpoint("relay.main").await.unwrap(), Some(200));
+
+    let tally = SqliteStore::open(dir.path().join("tally.db")).await.unwrap();
+    let js = annals_nats::connect(&options).await.unwrap();
+    let consumer = NatsConsumer::new(
+        js.clone(),
+        options.clone(),
+        ConsumerOptions::new("tally"),
+        Tally { store: tally.clone() },
+        tally.clone(),
+    );
+    let consuming = tokio::spawn(async move { consumer.run(std::future::pending()).await });
+    let want = expected(5, 40);
+    for _ in 0..400 {
+        if applied(&tally).await == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(applied(&tally).await, want);
+    consuming.abort();
+    let _ = js.delete_stream(&options.stream).await;
+}

@@ -7,14 +7,6 @@ use annals::event::{parse_stored_metadata, parse_stored_payload};
 use annals::{RecordedEvent, StoreError, StreamId};
 use tokio_postgres::Row;
 
-/// The columns [`decode_row`] reads after the position, from events `e`.
-macro_rules! event_columns {
-    () => {
-        "e.stream_id, e.stream_type, e.version, e.event_id, e.event_type, e.schema_version, \
-         e.payload::text, e.metadata::text, e.recorded_at"
-    };
-}
-
 /// An event's global position, from its group in `log` (NULL if not yet sequenced).
 macro_rules! position_of_e {
     () => {
@@ -25,42 +17,19 @@ macro_rules! position_of_e {
     };
 }
 
-/// A stream's events from a version on, oldest first (position NULL if not yet sequenced).
-pub(crate) const STREAM_FORWARDS: &str = concat!(
-    "SELECT ",
-    position_of_e!(),
-    ", ",
-    event_columns!(),
-    " FROM events e WHERE e.stream_id = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3"
-);
+/// A stream's events from a version on, oldest first (position NULL if not yet sequenced);
+/// the SQL is in `sql/reads.sql`.
+pub(crate) const STREAM_FORWARDS: &str = "SELECT * FROM read_stream_forwards($1, $2, $3)";
 /// A stream's events up to a version, newest first.
-pub(crate) const STREAM_BACKWARDS: &str = concat!(
-    "SELECT ",
-    position_of_e!(),
-    ", ",
-    event_columns!(),
-    " FROM events e WHERE e.stream_id = $1 AND e.version <= $2 ORDER BY e.version DESC LIMIT $3"
-);
+pub(crate) const STREAM_BACKWARDS: &str = "SELECT * FROM read_stream_backwards($1, $2, $3)";
 /// Where events are stored, by event id (for telling an idempotent retry from a duplicate).
 pub(crate) const STORED_BY_ID: &str = concat!(
     "SELECT e.event_id, e.stream_id, e.version, ",
     position_of_e!(),
     " FROM events e WHERE e.event_id = ANY($1)"
 );
-/// The global log after a position: the groups from the one holding position `$1 + 1` on (at
-/// most `$2` of them, each holds at least one event), each group's events by version.
-pub(crate) const LOG_AFTER: &str = concat!(
-    "SELECT g.first_position + (e.version - g.first_version), ",
-    event_columns!(),
-    " FROM (SELECT l.first_position, l.stream_id, l.first_version, l.count FROM log l \
-            WHERE l.first_position >= coalesce((SELECT l2.first_position FROM log l2 \
-                  WHERE l2.first_position <= $1::bigint + 1 ORDER BY l2.first_position DESC LIMIT 1), 1) \
-            ORDER BY l.first_position LIMIT $2::bigint) g \
-      CROSS JOIN LATERAL (SELECT * FROM events x WHERE x.stream_id = g.stream_id \
-            AND x.version >= g.first_version AND x.version < g.first_version + g.count) e \
-      WHERE g.first_position + (e.version - g.first_version) > $1 \
-      ORDER BY g.first_position, e.version LIMIT $2::bigint"
-);
+/// The global log after position `$1`, at most `$2` events (`sql/reads.sql`).
+pub(crate) const LOG_AFTER: &str = "SELECT * FROM read_log($1, $2)";
 
 /// Decodes one event row. `Ok(None)` means the row has no global position yet (its appender
 /// died between commit and sequencing): the caller sequences and reads again.

@@ -1,0 +1,55 @@
+-- The event reads, as functions whose plans cannot go wrong on a young table: a plan cached while
+-- `events` and `log` were nearly empty (a hash join over a sequential scan, say) would otherwise
+-- stay in a connection's statement cache while the tables grow, and a 500-event read of the
+-- global log measured 120 ms instead of 1.5 ms. Each read is index probes only, so the functions
+-- forbid the other plans.
+-- Every function returns (global_position, stream_id, stream_type, version, event_id, event_type,
+-- schema_version, payload, metadata, recorded_at); global_position is NULL for an event not yet
+-- sequenced (its appender died between commit and sequencing).
+
+-- The global log after position `after`: the groups from the one holding `after + 1` on (at most
+-- `max` of them: each holds at least one event), each group's events by version.
+CREATE OR REPLACE FUNCTION read_log(after bigint, max bigint)
+RETURNS TABLE (global_position bigint, stream_id text, stream_type text, version bigint, event_id uuid, event_type text,
+               schema_version integer, payload text, metadata text, recorded_at timestamptz)
+LANGUAGE sql STABLE
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    SELECT g.first_position + (e.version - g.first_version), e.stream_id, e.stream_type, e.version, e.event_id,
+           e.event_type, e.schema_version, e.payload::text, e.metadata::text, e.recorded_at
+    FROM (SELECT l.first_position, l.stream_id, l.first_version, l.count FROM log l
+          WHERE l.first_position >= coalesce((SELECT l2.first_position FROM log l2
+                WHERE l2.first_position <= after + 1 ORDER BY l2.first_position DESC LIMIT 1), 1)
+          ORDER BY l.first_position LIMIT max) g
+    CROSS JOIN LATERAL (SELECT * FROM events x WHERE x.stream_id = g.stream_id
+          AND x.version >= g.first_version AND x.version < g.first_version + g.count) e
+    WHERE g.first_position + (e.version - g.first_version) > after
+    ORDER BY g.first_position, e.version LIMIT max
+$$;
+
+-- A stream's events from version `from_v` on, oldest first.
+CREATE OR REPLACE FUNCTION read_stream_forwards(stream text, from_v bigint, max bigint)
+RETURNS TABLE (global_position bigint, stream_id text, stream_type text, version bigint, event_id uuid, event_type text,
+               schema_version integer, payload text, metadata text, recorded_at timestamptz)
+LANGUAGE sql STABLE
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    SELECT (SELECT CASE WHEN e.version < g.first_version + g.count THEN g.first_position + (e.version - g.first_version) END
+            FROM log g WHERE g.stream_id = e.stream_id AND g.first_version <= e.version
+            ORDER BY g.first_version DESC LIMIT 1),
+           e.stream_id, e.stream_type, e.version, e.event_id, e.event_type, e.schema_version,
+           e.payload::text, e.metadata::text, e.recorded_at
+    FROM events e WHERE e.stream_id = stream AND e.version >= from_v ORDER BY e.version LIMIT max
+$$;
+
+-- A stream's events up to version `to_v`, newest first.
+CREATE OR REPLACE FUNCTION read_stream_backwards(stream text, to_v bigint, max bigint)
+RETURNS TABLE (global_position bigint, stream_id text, stream_type text, version bigint, event_id uuid, event_type text,
+               schema_version integer, payload text, metadata text, recorded_at timestamptz)
+LANGUAGE sql STABLE
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    SELECT (SELECT CASE WHEN e.version < g.first_version + g.count THEN g.first_position + (e.version - g.first_version) END
+            FROM log g WHERE g.stream_id = e.stream_id AND g.first_version <= e.version
+            ORDER BY g.first_version DESC LIMIT 1),
+           e.stream_id, e.stream_type, e.version, e.event_id, e.event_type, e.schema_version,
+           e.payload::text, e.metadata::text, e.recorded_at
+    FROM events e WHERE e.stream_id = stream AND e.version <= to_v ORDER BY e.version DESC LIMIT max
+$$;
