@@ -223,3 +223,102 @@ async fn sqlite_relay_publishes_until_caught_up() {
     consuming.abort();
     let _ = js.delete_stream(&options.stream).await;
 }
+
+/// Two `annals relay` processes on one database: one holds the lease and publishes, the other
+/// waits. The active one is SIGKILLed; the standby takes over within seconds and every event
+/// still reaches the consumer once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_relay_process_takes_over_from_a_killed_one() {
+    let schema = annals_postgres::testing::unique_schema("standby");
+    let guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
+    let url = annals_postgres::testing::url();
+    let store = PostgresStore::connect_with(
+        &url,
+        PostgresOptions {
+            schema: schema.clone(),
+            ..PostgresOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let options = NatsOptions::new(NATS).with_names(format!("SB{id}"), format!("sb{id}"));
+    let dir = tempfile::tempdir().unwrap();
+    let tally = SqliteStore::open(dir.path().join("tally.db")).await.unwrap();
+    let js = annals_nats::connect(&options).await.unwrap();
+    let consumer = NatsConsumer::new(
+        js.clone(),
+        options.clone(),
+        ConsumerOptions::new("tally"),
+        Tally { store: tally.clone() },
+        tally.clone(),
+    );
+    let consuming = tokio::spawn(async move { consumer.run(std::future::pending()).await });
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_annals"))
+            .args(["--db", &url, "--pg-schema", &schema, "relay", "--nats", NATS])
+            .args([
+                "--stream",
+                &options.stream,
+                "--prefix",
+                &options.subject_prefix,
+                "--lease",
+                "1s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut relays = [spawn(), spawn()];
+    write_history(&store, 4, 20).await;
+    let want = expected(4, 20);
+    for _ in 0..400 {
+        if applied(&tally).await == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(applied(&tally).await, want);
+
+    // The lease row names the active process (holder = "<pid>-<uuid>").
+    let client = store.client().await.unwrap();
+    let holder: String = client
+        .query_one("SELECT holder FROM leases WHERE name = 'main'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let pid: u32 = holder.split('-').next().unwrap().parse().unwrap();
+    let active = relays
+        .iter()
+        .position(|c| c.id() == pid)
+        .expect("the holder is one of ours");
+    relays[active].kill().unwrap();
+    relays[active].wait().unwrap();
+    let killed = std::time::Instant::now();
+
+    write_history(&store, 4, 10).await;
+    let want = expected(4, 30);
+    for _ in 0..400 {
+        if applied(&tally).await == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(applied(&tally).await, want, "the standby did not publish everything");
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(5), "the standby took {took:?} to take over");
+    let holder: String = client
+        .query_one("SELECT holder FROM leases WHERE name = 'main'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(holder.starts_with(&format!("{}-", relays[1 - active].id())), "{holder}");
+    eprintln!("standby took over and caught up {took:?} after the kill");
+    let standby = &mut relays[1 - active];
+    standby.kill().unwrap();
+    standby.wait().unwrap();
+    consuming.abort();
+    let _ = js.delete_stream(&options.stream).await;
+    drop(guard);
+}
