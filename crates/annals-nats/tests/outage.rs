@@ -1,6 +1,6 @@
 //! Fault test (b): the broker dies (SIGKILL) for a few seconds while the relay publishes and
 //! appends go on; after it is back, every event's effect is applied exactly once, in stream
-//! order. Runs its own nats-server on a free loopback port, so stopping it disturbs no other test.
+//! order; for both sources (polling, log tailing). Runs its own nats-server on a free loopback port, so stopping it disturbs no other test.
 
 mod common;
 
@@ -8,11 +8,21 @@ use std::time::Duration;
 
 use annals::relay::Relay;
 use annals_nats::{ConsumerOptions, NatsConsumer, NatsPublisher};
+use annals_postgres::tail::TailRelay;
 use annals_sqlite::SqliteStore;
 use common::{PrivateNats, Tally, applied, eventually, expected, unique_options, write_history};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_lost_when_the_broker_is_down_for_a_while() {
+async fn nothing_is_lost_when_the_broker_is_down_for_a_while_polling() {
+    broker_outage(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_the_broker_is_down_for_a_while_tailing() {
+    broker_outage(true).await;
+}
+
+async fn broker_outage(tail: bool) {
     let mut nats = PrivateNats::start();
     let options = unique_options(&nats.url(), "outage");
     let dir = tempfile::tempdir().unwrap();
@@ -22,8 +32,15 @@ async fn nothing_is_lost_when_the_broker_is_down_for_a_while() {
     let publisher = NatsPublisher::connect(&options).await.unwrap();
     let relay_store = store.clone();
     let relay = tokio::spawn(async move {
-        let mut relay = Relay::new("main", relay_store, publisher).with_batch(50);
-        relay.run(std::future::pending()).await.unwrap()
+        if tail {
+            TailRelay::new("main", relay_store, publisher)
+                .run(std::future::pending())
+                .await
+                .unwrap()
+        } else {
+            let mut relay = Relay::new("main", relay_store, publisher).with_batch(50);
+            relay.run(std::future::pending()).await.unwrap()
+        }
     });
     let js = annals_nats::connect(&options).await.unwrap();
     let consumer = NatsConsumer::new(
