@@ -173,3 +173,32 @@ impl<S: EventStore> EventStore for Upcasting<S> {
         self.inner.head_position()
     }
 }
+
+/// The consumer tables and leases are the inner store's: a relay, subscription or projection run
+/// over an [`Upcasting`] store keeps its checkpoint, lease and parked messages there and sees
+/// upcast events.
+impl<S: crate::consume::Checkpoints> crate::consume::Checkpoints for Upcasting<S> {
+    fn load_checkpoint(&self, name: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.inner.load_checkpoint(name)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.save_checkpoint(name, position)
+    }
+    fn list_checkpoints(&self) -> impl Future<Output = Result<Vec<crate::consume::Checkpoint>, StoreError>> + Send {
+        self.inner.list_checkpoints()
+    }
+}
+
+impl<S: crate::relay::Leases> crate::relay::Leases for Upcasting<S> {
+    fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.inner.hold_lease(name, holder, ttl)
+    }
+    fn release_lease(&self, name: &str, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.release_lease(name, holder)
+    }
+}

@@ -81,6 +81,7 @@ pub struct TailRelay<P> {
     name: String,
     holder: String,
     lease_ttl: Duration,
+    upcasters: Option<annals::upcast::Upcasters>,
 }
 
 /// A transaction's inserts, collected until its commit.
@@ -100,7 +101,24 @@ impl<P: Publisher> TailRelay<P> {
             name: name.into(),
             holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
             lease_ttl: Duration::from_secs(5),
+            upcasters: None,
         }
+    }
+
+    /// Publishes today's shape of old events (DESIGN §1.7), as a polling relay over an
+    /// [`Upcasting`](annals::upcast::Upcasting) store does.
+    pub fn with_upcasters(mut self, upcasters: annals::upcast::Upcasters) -> Self {
+        self.upcasters = Some(upcasters);
+        self
+    }
+
+    /// Upcasts (if set up to) and publishes one batch.
+    async fn publish(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        let events = match &self.upcasters {
+            Some(u) => events.into_iter().map(|e| u.upcast(e)).collect::<Result<Vec<_>, _>>()?,
+            None => events,
+        };
+        self.publisher.publish(&events).await.map_err(StoreError::backend)
     }
 
     /// The lease's time to live.
@@ -160,9 +178,10 @@ impl<P: Publisher> TailRelay<P> {
             let Some(last) = events.last().map(|e| e.global_position) else {
                 break;
             };
-            self.publisher.publish(&events).await.map_err(StoreError::backend)?;
+            let n = events.len() as u64;
+            self.publish(events).await?;
             self.store.save_checkpoint(&cursor_name, last).await?;
-            progress.published += events.len() as u64;
+            progress.published += n;
             cursor = last;
         }
         progress.position = cursor;
@@ -223,9 +242,10 @@ impl<P: Publisher> TailRelay<P> {
                     if !txn.groups.is_empty() {
                         let batch = self.place(txn.groups, &mut waiting, cursor).await?;
                         if let Some(last) = batch.last().map(|e| e.global_position) {
-                            self.publisher.publish(&batch).await.map_err(StoreError::backend)?;
+                            let n = batch.len() as u64;
+                            self.publish(batch).await?;
                             self.store.save_checkpoint(&cursor_name, last).await?;
-                            progress.published += batch.len() as u64;
+                            progress.published += n;
                             progress.position = last;
                             cursor = last;
                         }

@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             relay_publishes_every_event_in_stream_order_across_failures
         );
         $crate::__conformance_case!($factory, leases_admit_one_holder_until_expiry);
+        $crate::__conformance_case!($factory, relayed_events_are_upcast);
 
         #[test]
         fn model_based_random_histories() {

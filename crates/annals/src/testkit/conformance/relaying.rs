@@ -130,3 +130,29 @@ pub async fn leases_admit_one_holder_until_expiry<S: Leases>(store: S) {
         "a released lease stayed taken"
     );
 }
+
+/// §1.7 on the relay's path: a relay over an [`Upcasting`](crate::upcast::Upcasting) store
+/// publishes today's shape of an old event (its cursor and lease live in the inner store).
+pub async fn relayed_events_are_upcast<S>(store: S)
+where
+    S: EventStore + Checkpoints + Leases + Clone + 'static,
+{
+    let old = crate::event::NewEvent::from_value("Named", &serde_json::json!({ "name": "Ada Lovelace" }));
+    store
+        .append_to_stream(sid("person-9"), "Person", ExpectedVersion::NoStream, vec![old])
+        .await
+        .unwrap();
+    let upcasting = crate::upcast::Upcasting::new(store.clone(), crate::testkit::fixtures::person_upcasters());
+    let publisher = RecordingPublisher::default();
+    let mut relay = Relay::new("upcast", upcasting.clone(), publisher.clone());
+    let head = store.head_position().await.unwrap();
+    run_until(&mut relay, &upcasting, head).await;
+    let sent = publisher.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].schema_version, 2);
+    assert_eq!(
+        sent[0].payload_value(),
+        serde_json::json!({ "first": "Ada", "last": "Lovelace" })
+    );
+    assert_eq!(store.load_checkpoint("relay.upcast").await.unwrap(), Some(head));
+}
