@@ -4,7 +4,9 @@
 //! ([`annals::consume::Inbox`], effects and the processed mark in one transaction) effects happen
 //! exactly once. Failures follow the [`ErrorPolicy`]: retries inside the lane (keeping the
 //! message's place, with progress acks so the broker does not redeliver it meanwhile), then park
-//! (the dead-letter table, then ack) or stop (unacknowledged: it comes back on the next run).
+//! (the dead-letter table, which keeps the message, then ack) or stop (unacknowledged: it comes
+//! back on the next run). A parked message an operator marks for retry (`annals parked retry`) is
+//! handled again from the dead-letter row within a second.
 //!
 //! On start, a durable consumer left with unacknowledged messages by a previous run is re-created
 //! to start right after its ack floor, so the broker delivers everything unacknowledged again in
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use annals::RecordedEvent;
-use annals::consume::{DeadLetters, ErrorPolicy, EventHandler, Exhausted};
+use annals::consume::{DeadLetters, ErrorPolicy, EventHandler, Exhausted, ParkedState};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -164,10 +166,17 @@ where
         }
         drop(failed_tx);
         let mut stop = std::pin::pin!(stop);
+        let mut retry_handler = self.handler.clone();
+        let mut retry_tick = tokio::time::interval(Duration::from_secs(1));
         let outcome = loop {
             tokio::select! {
                 () = &mut stop => break Ok(()),
                 Some(error) = failed.recv() => break Err(error),
+                _ = retry_tick.tick() => {
+                    if let Err(e) = retry_parked(&self.dead_letters, &mut retry_handler, &name).await {
+                        tracing::warn!(consumer = %name, error = %e, "cannot retry parked messages now");
+                    }
+                }
                 next = messages.next() => match next {
                     Some(Ok(message)) => {
                         let lane = lane_of(&message, lanes.len());
@@ -236,6 +245,39 @@ where
         }
         stream.create_consumer(config).await.map_err(|e| err(&e))
     }
+}
+
+/// Handles again the parked messages an operator asked to retry (`annals parked retry`), from
+/// the message the dead-letter row keeps: resolved, or parked again with the new error.
+async fn retry_parked<H: EventHandler, D: DeadLetters>(
+    dead_letters: &D,
+    handler: &mut H,
+    consumer: &str,
+) -> Result<(), annals::StoreError> {
+    for p in dead_letters.list_parked(Some(consumer)).await? {
+        if p.state != ParkedState::Retry {
+            continue;
+        }
+        let Some(event) = p.event() else {
+            dead_letters
+                .set_parked(
+                    p.id,
+                    ParkedState::Parked,
+                    Some("the dead-letter row keeps no message to retry"),
+                )
+                .await?;
+            continue;
+        };
+        match handler.handle(&event).await {
+            Ok(()) => dead_letters.set_parked(p.id, ParkedState::Resolved, None).await?,
+            Err(e) => {
+                dead_letters
+                    .set_parked(p.id, ParkedState::Parked, Some(&e.to_string()))
+                    .await?
+            }
+        };
+    }
+    Ok(())
 }
 
 /// The lane of a message: by its stream id, so a stream's messages share one lane.

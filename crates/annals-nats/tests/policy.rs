@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use annals::consume::{DeadLetters, ErrorPolicy, EventHandler};
+use annals::consume::{DeadLetters, ErrorPolicy, EventHandler, ParkedState};
 use annals::error::BoxError;
 use annals::relay::Publisher;
 use annals::testkit::tally::Tally;
@@ -94,11 +94,12 @@ async fn a_failing_message_is_retried_in_its_lane_and_order_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_failing_every_try_is_parked_and_the_rest_goes_on() {
+async fn a_message_failing_every_try_is_parked_the_rest_goes_on_and_an_operator_retry_resolves_it() {
     let options = unique_options(NATS_URL, "park");
     publish_history(&options, 3, 10).await;
     let store = Arc::new(MemoryStore::new());
     let handler = flaky(&store, &[("order-1", 4, u32::MAX)]);
+    let fail = handler.fail.clone();
     let c = consumer(&options, handler, &store, ErrorPolicy::park_after(2)).await;
     let run = tokio::spawn(c.run(std::future::pending()));
     let mut want = expected(3, 10);
@@ -114,6 +115,23 @@ async fn a_message_failing_every_try_is_parked_and_the_rest_goes_on() {
         ("order-1", 4, 2)
     );
     assert!(parked[0].error.contains("refusing order-1 v4"), "{}", parked[0].error);
+    let kept = parked[0].event().expect("the dead-letter row keeps the message");
+    assert_eq!(
+        (kept.stream_id.as_str(), kept.version, kept.event_type.as_str()),
+        ("order-1", 4, "Revised")
+    );
+
+    // An operator retries it once the cause is fixed: handled from the kept message, resolved.
+    fail.lock().unwrap().clear();
+    assert!(store.set_parked(parked[0].id, ParkedState::Retry, None).await.unwrap());
+    eventually(10, "the retried message applied", || async {
+        applied(&store).await["order-1"].contains(&4)
+    })
+    .await;
+    eventually(5, "the parked row resolved", || async {
+        store.list_parked(Some("flaky")).await.unwrap()[0].state == ParkedState::Resolved
+    })
+    .await;
     run.abort();
     delete_stream(&options).await;
 }

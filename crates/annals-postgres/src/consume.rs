@@ -47,8 +47,8 @@ pub async fn park_in(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO parked (consumer, position, event_id, stream_id, version, error, attempts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO parked (consumer, position, event_id, stream_id, version, error, attempts, message)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &consumer,
                 &(event.global_position as i64),
@@ -57,6 +57,7 @@ pub async fn park_in(
                 &(event.version as i64),
                 &error,
                 &(attempts as i32),
+                &event.to_json().to_string(),
             ],
         )
         .await
@@ -118,7 +119,7 @@ impl DeadLetters for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, consumer, position, event_id, stream_id, version, error, attempts, parked_at, state
+                "SELECT id, consumer, position, event_id, stream_id, version, error, attempts, parked_at, state, message
                  FROM parked WHERE $1::text IS NULL OR consumer = $1 ORDER BY id",
                 &[&consumer],
             )
@@ -137,6 +138,7 @@ impl DeadLetters for PostgresStore {
                 attempts: r.get::<_, i32>(7) as u32,
                 parked_at: r.get(8),
                 state: ParkedState::parse(r.get(9)).unwrap_or(ParkedState::Parked),
+                message: r.get(10),
             })
             .collect())
     }

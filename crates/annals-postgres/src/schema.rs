@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "reads as functions that allow index plans only (plans cached on a young table stay fast)",
         sql: &[include_str!("../sql/reads.sql")],
     },
+    Migration {
+        version: 6,
+        note: "parked.message: dead letters keep the message itself",
+        sql: &[include_str!("../sql/parked_message.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

@@ -94,6 +94,7 @@ fn parked_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Parked> {
         attempts: r.get::<_, i64>(7)? as u32,
         parked_at: from_micros(r.get(8)?),
         state: ParkedState::parse(&state).unwrap_or(ParkedState::Parked),
+        message: r.get(10)?,
     })
 }
 
@@ -106,8 +107,8 @@ pub fn park_in(
     attempts: u32,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO parked (consumer, position, event_id, stream_id, version, error, attempts, parked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO parked (consumer, position, event_id, stream_id, version, error, attempts, parked_at, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -118,7 +119,8 @@ pub fn park_in(
             event.version as i64,
             error,
             attempts,
-            to_micros(SystemTime::now())
+            to_micros(SystemTime::now()),
+            event.to_json().to_string()
         ])
     })
     .map(|_| ())
@@ -137,7 +139,7 @@ impl DeadLetters for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, consumer, position, event_id, stream_id, version, error, attempts, parked_at, state
+                    "SELECT id, consumer, position, event_id, stream_id, version, error, attempts, parked_at, state, message
                      FROM parked WHERE ?1 IS NULL OR consumer = ?1 ORDER BY id",
                 )
                 .map_err(b)?;

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "leases (one active relay per name)",
         sql: &[include_str!("../sql/leases.sql")],
     },
+    Migration {
+        version: 4,
+        note: "parked.message: dead letters keep the message itself",
+        sql: &[include_str!("../sql/parked_message.sql")],
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

@@ -179,6 +179,35 @@ impl RecordedEvent {
         serde_json::from_str(self.payload.get()).expect("a stored payload is valid JSON")
     }
 
+    /// The event back from [`to_json`](Self::to_json)'s form (a parked message, say); the error
+    /// names the field that is missing or malformed.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let text = |k: &str| {
+            value[k]
+                .as_str()
+                .ok_or_else(|| format!("field {k} is missing or not a string"))
+        };
+        let number = |k: &str| {
+            value[k]
+                .as_u64()
+                .ok_or_else(|| format!("field {k} is missing or not a number"))
+        };
+        let stream_id = StreamId::new(text("stream_id")?).map_err(|e| e.to_string())?;
+        let payload = serde_json::value::to_raw_value(&value["payload"]).map_err(|e| format!("payload: {e}"))?;
+        Ok(Self {
+            global_position: number("global_position")?,
+            stream_type: text("stream_type")?.to_owned(),
+            version: number("version")?,
+            event_id: text("event_id")?.parse().map_err(|e| format!("event_id: {e}"))?,
+            event_type: text("event_type")?.to_owned(),
+            schema_version: u32::try_from(number("schema_version")?).map_err(|_| "schema_version out of range")?,
+            payload,
+            metadata: serde_json::from_value(value["metadata"].clone()).map_err(|e| format!("metadata: {e}"))?,
+            recorded_at: humantime::parse_rfc3339(text("recorded_at")?).map_err(|e| format!("recorded_at: {e}"))?,
+            stream_id,
+        })
+    }
+
     /// The event as one JSON object (for `--json` output and HTTP).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({

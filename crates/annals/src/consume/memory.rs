@@ -78,6 +78,7 @@ impl DeadLetters for MemoryStore {
                 attempts,
                 parked_at: SystemTime::now(),
                 state: ParkedState::Parked,
+                message: Some(event.to_json().to_string()),
             });
         })
     }

@@ -120,6 +120,17 @@ pub struct Parked {
     pub parked_at: SystemTime,
     /// Where it stands.
     pub state: ParkedState,
+    /// The message itself ([`RecordedEvent::to_json`]), so a consumer whose store does not hold
+    /// the event (a broker consumer) can try it again; `None` in rows parked before it was kept.
+    pub message: Option<String>,
+}
+
+impl Parked {
+    /// The parked event, from the kept message.
+    pub fn event(&self) -> Option<RecordedEvent> {
+        let value: serde_json::Value = serde_json::from_str(self.message.as_deref()?).ok()?;
+        RecordedEvent::from_json(&value).ok()
+    }
 }
 
 /// The dead-letter table.

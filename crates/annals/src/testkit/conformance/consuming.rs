@@ -216,6 +216,16 @@ where
     assert_eq!((parked[0].version, parked[0].attempts), (4, 3));
     assert_eq!(parked[0].state, ParkedState::Parked);
     assert!(parked[0].error.contains("refusing policy-1 v4"), "{}", parked[0].error);
+    // The dead-letter row keeps the message itself.
+    let kept = parked[0].event().expect("the parked message is kept");
+    let stored = store
+        .read_stream(&sid("policy-1"), ReadStream::from_version(4).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (kept.event_id, kept.version, kept.payload_value(), kept.global_position),
+        (stored[0].event_id, 4, stored[0].payload_value(), stored[0].global_position)
+    );
 
     // An operator fixes the cause and asks for a retry.
     handler.fail.lock().unwrap().clear();
