@@ -224,7 +224,12 @@ where
         .unwrap();
     assert_eq!(
         (kept.event_id, kept.version, kept.payload_value(), kept.global_position),
-        (stored[0].event_id, 4, stored[0].payload_value(), stored[0].global_position)
+        (
+            stored[0].event_id,
+            4,
+            stored[0].payload_value(),
+            stored[0].global_position
+        )
     );
 
     // An operator fixes the cause and asks for a retry.
