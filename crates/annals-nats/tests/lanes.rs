@@ -75,13 +75,14 @@ async fn one_stream_at_a_time_in_order_streams_in_parallel() {
         counts.lock().unwrap().order.values().map(Vec::len).sum::<usize>() == 48
     })
     .await;
-    let c = counts.lock().unwrap();
-    assert_eq!(c.per_stream_most, 1, "a stream had two events in hand at once");
-    assert!(c.most > 1, "streams were handled one after another, never together");
-    for (stream, versions) in &c.order {
-        assert_eq!(versions, &(1..=6).collect::<Vec<u64>>(), "{stream} out of order");
+    {
+        let c = counts.lock().unwrap();
+        assert_eq!(c.per_stream_most, 1, "a stream had two events in hand at once");
+        assert!(c.most > 1, "streams were handled one after another, never together");
+        for (stream, versions) in &c.order {
+            assert_eq!(versions, &(1..=6).collect::<Vec<u64>>(), "{stream} out of order");
+        }
     }
-    drop(c);
     run.abort();
     delete_stream(&options).await;
 }

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+#[allow(unused_imports)] // not every test binary uses all of them
 pub use annals::testkit::tally::{applied, expected, write_history};
 use annals_nats::NatsOptions;
 use annals_sqlite::SqliteStore;
