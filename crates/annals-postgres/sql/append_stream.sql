@@ -3,9 +3,12 @@
 -- checks and SQLSTATEs this statement repeats. One statement instead of a PL/pgSQL function
 -- saves about a fifth of the server's work per append.
 -- $1 stream, $2 stream type, $3 expected (-1 any, -2 no stream, -3 exists, n >= 0 exactly n),
--- $4 event count, $5/$6/$7 snapshot version/schema/state (NULL: none),
--- $8..$12 event ids, types, schema versions, payloads, metadata.
+-- $4 event count, $5 snapshot version (NULL: none), $6..$10 event ids, types, schema versions,
+-- payloads, metadata; $11/$12 the snapshot's schema version and state.
 -- Returns the first new version.
+-- Without a snapshot the client sends the statement up to the `snapshot` CTE (cut at the marker
+-- line below), with 10 parameters: the server then does not set up an insert into snapshots on
+-- every append.
 WITH bumped AS (
     -- Creates the stream row or bumps its version, holding the row lock until commit.
     INSERT INTO streams AS s (stream_id, stream_type, version) VALUES ($1::text, $2::text, $4::bigint)
@@ -24,13 +27,16 @@ WITH bumped AS (
 ), stored AS (
     INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, payload, metadata)
     SELECT $1, $2, c.v + t.k, t.id, t.ty, t.sv, t.p::json, t.m::json
-    FROM checked c, unnest($8::uuid[], $9::text[], $10::int[], $11::text[], $12::text[])
+    FROM checked c, unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $10::text[])
          WITH ORDINALITY AS t(id, ty, sv, p, m, k)
     ORDER BY t.k
-), snapshot AS (
+)
+-- snapshot
+, snapshot AS (
     INSERT INTO snapshots (stream_id, version, schema_version, state)
-    SELECT $1, $5, $6::int, $7::text::json FROM checked WHERE $5::bigint IS NOT NULL
+    SELECT $1, $5, $11::int, $12::text::json FROM checked
     ON CONFLICT (stream_id, version) DO UPDATE
         SET schema_version = excluded.schema_version, state = excluded.state, taken_at = now()
 )
+-- end
 SELECT c.v + 1 FROM checked c

@@ -16,6 +16,16 @@ const APPEND: &str =
     "SELECT stream_index, first_version FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const APPEND_ONCE: &str = "SELECT stream_index, first_version FROM append_events_once($14, $15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const APPEND_STREAM: &str = include_str!("../sql/append_stream.sql");
+
+/// The one-stream append without its snapshot CTE (see `append_stream.sql`).
+fn append_stream_plain() -> &'static str {
+    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let start = APPEND_STREAM.find("-- snapshot\n").expect("snapshot marker");
+        let end = APPEND_STREAM.find("-- end\n").expect("end marker");
+        format!("{}{}", &APPEND_STREAM[..start], &APPEND_STREAM[end..])
+    });
+    &PLAIN
+}
 const STORED: &str = crate::read::STORED_BY_ID;
 
 fn expected_code(e: ExpectedVersion) -> i64 {
@@ -125,7 +135,13 @@ async fn append_stream(
     appends: &[StreamAppend],
 ) -> Result<AppendOutcome, StoreError> {
     let b = StoreError::backend;
-    let stmt = client.prepare_cached(APPEND_STREAM).await.map_err(b)?;
+    let snap = a.snapshot.as_ref();
+    let sql = if snap.is_some() {
+        APPEND_STREAM
+    } else {
+        append_stream_plain()
+    };
+    let stmt = client.prepare_cached(sql).await.map_err(b)?;
     let n = a.events.len();
     let mut e_ids = Vec::with_capacity(n);
     let mut e_types = Vec::with_capacity(n);
@@ -139,26 +155,33 @@ async fn append_stream(
         e_payloads.push(e.payload.get());
         e_metadata.push(e.metadata.to_json());
     }
-    let snap = a.snapshot.as_ref();
-    let appended = client
-        .query_one(
-            &stmt,
-            &[
-                &a.stream_id.as_str(),
-                &a.stream_type.as_str(),
-                &expected_code(a.expected),
-                &(n as i64),
-                &snap.map(|s| s.version as i64),
-                &snap.map(|s| s.schema_version as i32),
-                &snap.map(|s| s.state.get()),
-                &e_ids,
-                &e_types,
-                &e_schemas,
-                &e_payloads,
-                &e_metadata,
-            ],
-        )
-        .await;
+    let (snap_version, snap_schema, snap_state) = (
+        snap.map(|s| s.version as i64),
+        snap.map(|s| s.schema_version as i32),
+        snap.map(|s| s.state.get()),
+    );
+    let (stream_id, stream_type, expected, count) = (
+        a.stream_id.as_str(),
+        a.stream_type.as_str(),
+        expected_code(a.expected),
+        n as i64,
+    );
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+        &stream_id,
+        &stream_type,
+        &expected,
+        &count,
+        &snap_version,
+        &e_ids,
+        &e_types,
+        &e_schemas,
+        &e_payloads,
+        &e_metadata,
+    ];
+    if snap.is_some() {
+        params.extend([&snap_schema as &(dyn tokio_postgres::types::ToSql + Sync), &snap_state]);
+    }
+    let appended = client.query_one(&stmt, &params).await;
     let first_version = match appended {
         Ok(row) => row.try_get::<_, i64>(0).map_err(b)? as u64,
         Err(e) => return refusal(client, appends, &e_ids, e).await,
