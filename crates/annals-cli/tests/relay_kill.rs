@@ -17,6 +17,42 @@ use annals_sqlite::SqliteStore;
 
 const NATS: &str = "nats://127.0.0.1:4222";
 
+/// A store in a fresh schema, its guard, and the URL and schema to give `annals`.
+async fn pg_store(prefix: &str) -> (PostgresStore, annals_postgres::testing::SchemaGuard, String, String) {
+    let schema = annals_postgres::testing::unique_schema(prefix);
+    let guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
+    let url = annals_postgres::testing::url();
+    let options = PostgresOptions {
+        schema: schema.clone(),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect_with(&url, options).await.unwrap();
+    (store, guard, url, schema)
+}
+
+type Consuming = tokio::task::JoinHandle<Result<annals_nats::ConsumerProgress, annals_nats::NatsConsumeError>>;
+
+/// A durable consumer applying the tally into a SQLite store in `dir`.
+async fn tally_consumer(
+    options: &NatsOptions,
+    dir: &std::path::Path,
+) -> (SqliteStore, async_nats::jetstream::Context, Consuming) {
+    let tally = SqliteStore::open(dir.join("tally.db")).await.unwrap();
+    let js = annals_nats::connect(options).await.unwrap();
+    let consumer = NatsConsumer::new(
+        js.clone(),
+        options.clone(),
+        ConsumerOptions::new("tally"),
+        Tally { store: tally.clone() },
+        tally.clone(),
+    );
+    (
+        tally,
+        js,
+        tokio::spawn(async move { consumer.run(std::future::pending()).await }),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_polling_relay_restarts_and_every_event_is_applied_exactly_once_in_order() {
     kill_and_check("poll").await;
@@ -28,33 +64,13 @@ async fn killed_tailing_relay_restarts_and_every_event_is_applied_exactly_once_i
 }
 
 async fn kill_and_check(source: &str) {
-    let schema = annals_postgres::testing::unique_schema("relaykill");
-    let guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
-    let url = annals_postgres::testing::url();
-    let store = PostgresStore::connect_with(
-        &url,
-        PostgresOptions {
-            schema: schema.clone(),
-            ..PostgresOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (store, guard, url, schema) = pg_store("relaykill").await;
     write_history(&store, 20, 250).await;
 
     let id = uuid::Uuid::now_v7().simple().to_string();
     let options = NatsOptions::new(NATS).with_names(format!("KILL{id}"), format!("kill{id}"));
     let dir = tempfile::tempdir().unwrap();
-    let tally = SqliteStore::open(dir.path().join("tally.db")).await.unwrap();
-    let js = annals_nats::connect(&options).await.unwrap();
-    let consumer = NatsConsumer::new(
-        js.clone(),
-        options.clone(),
-        ConsumerOptions::new("tally"),
-        Tally { store: tally.clone() },
-        tally.clone(),
-    );
-    let consuming = tokio::spawn(async move { consumer.run(std::future::pending()).await });
+    let (tally, js, consuming) = tally_consumer(&options, dir.path()).await;
 
     let relay = |extra: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_annals"));
@@ -117,18 +133,7 @@ async fn kill_and_check(source: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_a_stopped_tailing_relays_slot_lag() {
-    let schema = annals_postgres::testing::unique_schema("slotlag");
-    let guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
-    let url = annals_postgres::testing::url();
-    let store = PostgresStore::connect_with(
-        &url,
-        PostgresOptions {
-            schema: schema.clone(),
-            ..PostgresOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (store, guard, url, schema) = pg_store("slotlag").await;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let (stream, prefix) = (format!("LAG{id}"), format!("lag{id}"));
     let annals = |args: &[&str]| {
@@ -202,16 +207,7 @@ async fn sqlite_relay_publishes_until_caught_up() {
     assert!(status.success());
     assert_eq!(store.load_checkpoint("relay.main").await.unwrap(), Some(200));
 
-    let tally = SqliteStore::open(dir.path().join("tally.db")).await.unwrap();
-    let js = annals_nats::connect(&options).await.unwrap();
-    let consumer = NatsConsumer::new(
-        js.clone(),
-        options.clone(),
-        ConsumerOptions::new("tally"),
-        Tally { store: tally.clone() },
-        tally.clone(),
-    );
-    let consuming = tokio::spawn(async move { consumer.run(std::future::pending()).await });
+    let (tally, js, consuming) = tally_consumer(&options, dir.path()).await;
     let want = expected(5, 40);
     for _ in 0..400 {
         if applied(&tally).await == want {
@@ -229,31 +225,11 @@ async fn sqlite_relay_publishes_until_caught_up() {
 /// still reaches the consumer once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_relay_process_takes_over_from_a_killed_one() {
-    let schema = annals_postgres::testing::unique_schema("standby");
-    let guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
-    let url = annals_postgres::testing::url();
-    let store = PostgresStore::connect_with(
-        &url,
-        PostgresOptions {
-            schema: schema.clone(),
-            ..PostgresOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (store, guard, url, schema) = pg_store("standby").await;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let options = NatsOptions::new(NATS).with_names(format!("SB{id}"), format!("sb{id}"));
     let dir = tempfile::tempdir().unwrap();
-    let tally = SqliteStore::open(dir.path().join("tally.db")).await.unwrap();
-    let js = annals_nats::connect(&options).await.unwrap();
-    let consumer = NatsConsumer::new(
-        js.clone(),
-        options.clone(),
-        ConsumerOptions::new("tally"),
-        Tally { store: tally.clone() },
-        tally.clone(),
-    );
-    let consuming = tokio::spawn(async move { consumer.run(std::future::pending()).await });
+    let (tally, js, consuming) = tally_consumer(&options, dir.path()).await;
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_annals"))
             .args(["--db", &url, "--pg-schema", &schema, "relay", "--nats", NATS])

@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use annals::relay::Relay;
-use annals_nats::{ConsumerOptions, NatsConsumer, NatsPublisher};
+use annals_nats::NatsPublisher;
 use annals_postgres::tail::TailRelay;
 use annals_postgres::{PostgresOptions, PostgresStore};
 use annals_sqlite::SqliteStore;
-use common::{NATS_URL, Tally, applied, delete_stream, eventually, expected, unique_options, write_history};
+use common::{
+    NATS_URL, applied, delete_stream, eventually, expected, spawn_tally_consumer, unique_options, write_history,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -79,15 +81,7 @@ async fn outage(tail: bool) {
     let options = unique_options(NATS_URL, if tail { "dbtail" } else { "dbpoll" });
     let dir = tempfile::tempdir().unwrap();
     let tally = SqliteStore::open(dir.path().join("tally.db")).await.unwrap();
-    let js = annals_nats::connect(&options).await.unwrap();
-    let consumer = NatsConsumer::new(
-        js,
-        options.clone(),
-        ConsumerOptions::new("tally"),
-        Tally { store: tally.clone() },
-        tally.clone(),
-    );
-    let consuming = tokio::spawn(async move { consumer.run(std::future::pending()).await });
+    let consuming = spawn_tally_consumer(&options, &tally).await;
     let publisher = NatsPublisher::connect(&options).await.unwrap();
     let relay = tokio::spawn(async move {
         let ttl = Duration::from_secs(1);

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use annals::relay::Relay;
-use annals_nats::{ConsumerOptions, NatsConsumer, NatsPublisher};
+use annals_nats::NatsPublisher;
 use annals_postgres::tail::TailRelay;
 use annals_sqlite::SqliteStore;
-use common::{PrivateNats, Tally, applied, eventually, expected, unique_options, write_history};
+use common::{PrivateNats, applied, eventually, expected, spawn_tally_consumer, unique_options, write_history};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_when_the_broker_is_down_for_a_while_polling() {
@@ -42,15 +42,7 @@ async fn broker_outage(tail: bool) {
             relay.run(std::future::pending()).await.unwrap()
         }
     });
-    let js = annals_nats::connect(&options).await.unwrap();
-    let consumer = NatsConsumer::new(
-        js,
-        options.clone(),
-        ConsumerOptions::new("tally"),
-        Tally { store: tally.clone() },
-        tally.clone(),
-    );
-    let consuming = tokio::spawn(async move { consumer.run(std::future::pending()).await });
+    let consuming = spawn_tally_consumer(&options, &tally).await;
 
     write_history(&store, 4, 30).await;
     eventually(20, "first events applied", || async {

@@ -9,32 +9,23 @@ use std::time::{Duration, Instant};
 use annals::EventStore;
 use annals::consume::{Checkpoints, Runner, Subscription};
 use annals::relay::{Leases, Relay};
-use annals_nats::{ConsumerOptions, NatsConsumer, NatsOptions, NatsPublisher};
+use annals_nats::{NatsOptions, NatsPublisher};
 use annals_sqlite::SqliteStore;
-use common::{NATS_URL, Tally, applied, delete_stream, eventually, expected, unique_options, write_history};
-use tokio::sync::oneshot;
+use common::{
+    NATS_URL, Tally, applied, delete_stream, eventually, expected, spawn_tally_consumer, unique_options, write_history,
+};
 
-/// Starts a consumer applying the tally into a fresh SQLite store; returns the store and a stop.
-async fn start_consumer(options: &NatsOptions, dir: &std::path::Path) -> (SqliteStore, oneshot::Sender<()>) {
+/// Starts a consumer applying the tally into a fresh SQLite store in `dir`.
+async fn start_consumer(
+    options: &NatsOptions,
+    dir: &std::path::Path,
+) -> (
+    SqliteStore,
+    tokio::task::JoinHandle<Result<annals_nats::ConsumerProgress, annals_nats::NatsConsumeError>>,
+) {
     let tally = SqliteStore::open(dir.join("tally.db")).await.unwrap();
-    let js = annals_nats::connect(options).await.unwrap();
-    let consumer = NatsConsumer::new(
-        js,
-        options.clone(),
-        ConsumerOptions::new("tally"),
-        Tally { store: tally.clone() },
-        tally.clone(),
-    );
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        consumer
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap()
-    });
-    (tally, stop)
+    let consuming = spawn_tally_consumer(options, &tally).await;
+    (tally, consuming)
 }
 
 fn spawn_relay<S>(store: S, publisher: NatsPublisher, ttl: Duration) -> tokio::task::JoinHandle<()>
@@ -68,7 +59,7 @@ where
     })
     .await;
     relay.abort();
-    let _ = stop.send(());
+    stop.abort();
     delete_stream(&options).await;
 }
 
@@ -116,7 +107,7 @@ async fn a_standby_relay_takes_over_when_the_active_one_dies() {
         "the standby took {took:?} to take over (lease {ttl:?})"
     );
     second.abort();
-    let _ = stop.send(());
+    stop.abort();
     delete_stream(&options).await;
 }
 

@@ -9,31 +9,19 @@ use std::time::Duration;
 
 use annals::EventStore;
 use annals::consume::Checkpoints;
-use annals_nats::{ConsumerOptions, NatsConsumer, NatsOptions, NatsPublisher};
+use annals_nats::NatsPublisher;
 use annals_postgres::PostgresStore;
 use annals_postgres::tail::{TailRelay, slots};
 use annals_sqlite::SqliteStore;
-use common::{NATS_URL, Tally, applied, delete_stream, eventually, expected, unique_options, write_history};
+use common::{
+    NATS_URL, applied, delete_stream, eventually, expected, spawn_tally_consumer, unique_options, write_history,
+};
 
 fn spawn_tail(store: &PostgresStore, publisher: NatsPublisher) -> tokio::task::JoinHandle<()> {
     let store = store.clone();
     tokio::spawn(async move {
         let mut relay = TailRelay::new("tail", store, publisher).with_lease_ttl(Duration::from_secs(1));
         relay.run(std::future::pending()).await.unwrap();
-    })
-}
-
-async fn start_consumer(options: &NatsOptions, tally: &SqliteStore) -> tokio::task::JoinHandle<()> {
-    let js = annals_nats::connect(options).await.unwrap();
-    let consumer = NatsConsumer::new(
-        js,
-        options.clone(),
-        ConsumerOptions::new("tally"),
-        Tally { store: tally.clone() },
-        tally.clone(),
-    );
-    tokio::spawn(async move {
-        consumer.run(std::future::pending()).await.unwrap();
     })
 }
 
@@ -45,7 +33,7 @@ async fn tailing_relay_publishes_history_and_live_appends_exactly_once_in_order(
     let options = unique_options(NATS_URL, "tail");
     // History written before the slot exists: published from the log at start.
     write_history(&store, 4, 20).await;
-    let consumer = start_consumer(&options, &tally).await;
+    let consumer = spawn_tally_consumer(&options, &tally).await;
     let relay = spawn_tail(&store, NatsPublisher::connect(&options).await.unwrap());
     eventually(20, "history applied", || async {
         applied(&tally).await == expected(4, 20)
@@ -75,7 +63,7 @@ async fn a_stopped_tailing_relay_shows_its_lag_and_a_new_one_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let tally = SqliteStore::open(dir.path().join("tally.db")).await.unwrap();
     let options = unique_options(NATS_URL, "tailstop");
-    let consumer = start_consumer(&options, &tally).await;
+    let consumer = spawn_tally_consumer(&options, &tally).await;
     let relay = spawn_tail(&store, NatsPublisher::connect(&options).await.unwrap());
     write_history(&store, 3, 10).await;
     eventually(20, "first events applied", || async {

@@ -28,6 +28,28 @@ fn append_stream_plain() -> &'static str {
 }
 const STORED: &str = crate::read::STORED_BY_ID;
 
+/// The events of an append as parallel arrays, one per column (sent as `UNNEST` parameters).
+#[derive(Default)]
+struct EventArrays<'a> {
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schemas: Vec<i32>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<String>,
+}
+
+impl<'a> EventArrays<'a> {
+    fn push(&mut self, a: &'a StreamAppend) {
+        for e in &a.events {
+            self.ids.push(e.event_id);
+            self.types.push(e.event_type.as_str());
+            self.schemas.push(e.schema_version as i32);
+            self.payloads.push(e.payload.get());
+            self.metadata.push(e.metadata.to_json());
+        }
+    }
+}
+
 fn expected_code(e: ExpectedVersion) -> i64 {
     match e {
         ExpectedVersion::Any => -1,
@@ -60,31 +82,20 @@ pub(crate) async fn append_guarded(
         .await
         .map_err(b)?;
 
-    let n_events: usize = appends.iter().map(|a| a.events.len()).sum();
     let (mut s_ids, mut s_types, mut s_expected, mut s_first, mut s_count) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut snap_v, mut snap_s, mut snap_state) = (Vec::new(), Vec::new(), Vec::new());
-    let mut e_ids = Vec::with_capacity(n_events);
-    let mut e_types = Vec::with_capacity(n_events);
-    let mut e_schemas = Vec::with_capacity(n_events);
-    let mut e_payloads = Vec::with_capacity(n_events);
-    let mut e_metadata = Vec::with_capacity(n_events);
+    let mut ev = EventArrays::default();
     for a in appends {
         s_ids.push(a.stream_id.as_str());
         s_types.push(a.stream_type.as_str());
         s_expected.push(expected_code(a.expected));
-        s_first.push(e_ids.len() as i32 + 1);
+        s_first.push(ev.ids.len() as i32 + 1);
         s_count.push(a.events.len() as i32);
         snap_v.push(a.snapshot.as_ref().map(|s| s.version as i64));
         snap_s.push(a.snapshot.as_ref().map(|s| s.schema_version as i32));
         snap_state.push(a.snapshot.as_ref().map(|s| s.state.get()));
-        for e in &a.events {
-            e_ids.push(e.event_id);
-            e_types.push(e.event_type.as_str());
-            e_schemas.push(e.schema_version as i32);
-            e_payloads.push(e.payload.get());
-            e_metadata.push(e.metadata.to_json());
-        }
+        ev.push(a);
     }
     let (consumer, message_id) = inbox.unwrap_or_default();
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
@@ -96,11 +107,11 @@ pub(crate) async fn append_guarded(
         &snap_v,
         &snap_s,
         &snap_state,
-        &e_ids,
-        &e_types,
-        &e_schemas,
-        &e_payloads,
-        &e_metadata,
+        &ev.ids,
+        &ev.types,
+        &ev.schemas,
+        &ev.payloads,
+        &ev.metadata,
     ];
     if inbox.is_some() {
         params.extend([&consumer as &(dyn tokio_postgres::types::ToSql + Sync), &message_id]);
@@ -109,7 +120,7 @@ pub(crate) async fn append_guarded(
     let rows = match appended {
         Ok(rows) => rows,
         Err(e) if e.code().is_some_and(|c| c.code() == "AN005") => return Ok(None),
-        Err(e) => return refusal(client, appends, &e_ids, e).await.map(Some),
+        Err(e) => return refusal(client, appends, &ev.ids, e).await.map(Some),
     };
     let mut streams = Vec::with_capacity(appends.len());
     for row in rows {
@@ -143,18 +154,8 @@ async fn append_stream(
     };
     let stmt = client.prepare_cached(sql).await.map_err(b)?;
     let n = a.events.len();
-    let mut e_ids = Vec::with_capacity(n);
-    let mut e_types = Vec::with_capacity(n);
-    let mut e_schemas = Vec::with_capacity(n);
-    let mut e_payloads = Vec::with_capacity(n);
-    let mut e_metadata = Vec::with_capacity(n);
-    for e in &a.events {
-        e_ids.push(e.event_id);
-        e_types.push(e.event_type.as_str());
-        e_schemas.push(e.schema_version as i32);
-        e_payloads.push(e.payload.get());
-        e_metadata.push(e.metadata.to_json());
-    }
+    let mut ev = EventArrays::default();
+    ev.push(a);
     let (snap_version, snap_schema, snap_state) = (
         snap.map(|s| s.version as i64),
         snap.map(|s| s.schema_version as i32),
@@ -172,11 +173,11 @@ async fn append_stream(
         &expected,
         &count,
         &snap_version,
-        &e_ids,
-        &e_types,
-        &e_schemas,
-        &e_payloads,
-        &e_metadata,
+        &ev.ids,
+        &ev.types,
+        &ev.schemas,
+        &ev.payloads,
+        &ev.metadata,
     ];
     if snap.is_some() {
         params.extend([&snap_schema as &(dyn tokio_postgres::types::ToSql + Sync), &snap_state]);
@@ -184,7 +185,7 @@ async fn append_stream(
     let appended = client.query_one(&stmt, &params).await;
     let first_version = match appended {
         Ok(row) => row.try_get::<_, i64>(0).map_err(b)? as u64,
-        Err(e) => return refusal(client, appends, &e_ids, e).await,
+        Err(e) => return refusal(client, appends, &ev.ids, e).await,
     };
     Ok(AppendOutcome {
         streams: vec![StreamAppended {

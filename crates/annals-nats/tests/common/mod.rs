@@ -116,3 +116,19 @@ pub async fn delete_stream(options: &NatsOptions) {
     let client = async_nats::connect(options.url.as_str()).await.unwrap();
     let _ = async_nats::jetstream::new(client).delete_stream(&options.stream).await;
 }
+
+/// Runs a durable consumer `tally` of `options`' stream that applies the tally into `tally`.
+pub async fn spawn_tally_consumer(
+    options: &NatsOptions,
+    tally: &SqliteStore,
+) -> tokio::task::JoinHandle<Result<annals_nats::ConsumerProgress, annals_nats::NatsConsumeError>> {
+    let js = annals_nats::connect(options).await.unwrap();
+    let consumer = annals_nats::NatsConsumer::new(
+        js,
+        options.clone(),
+        annals_nats::ConsumerOptions::new("tally"),
+        Tally { store: tally.clone() },
+        tally.clone(),
+    );
+    tokio::spawn(async move { consumer.run(std::future::pending()).await })
+}
