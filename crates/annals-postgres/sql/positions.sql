@@ -13,7 +13,10 @@
 -- That keeps per-stream order even when a transaction that took its id early wrote v2 after a
 -- younger transaction wrote v1: any snapshot that sees v2 sees v1, so both are in this batch or
 -- v1 is in an earlier one.
-CREATE OR REPLACE FUNCTION assign_positions() RETURNS bigint LANGUAGE plpgsql AS $$
+-- `check_first` (the default): look for work before taking the lock, so a reader at the head
+-- pays no lock and no transaction id when there is none. The background sequencer, woken by
+-- appends, knows there is work and skips the look.
+CREATE OR REPLACE FUNCTION assign_positions(check_first boolean DEFAULT true) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     head bigint;
     old_fence xid8;
@@ -31,6 +34,8 @@ BEGIN
     -- "not yet in the log" one index probe per candidate, never a hash join over the whole log.
     -- So the plans are right whatever the statistics, and cached (no planning per run).
     SELECT h.fence INTO old_fence FROM log_head h;
+    pending := NOT check_first;
+    IF check_first THEN
     SELECT EXISTS (
         SELECT 1 FROM (SELECT e.stream_id, min(e.version) AS first_version
                        FROM events e WHERE e.tx >= old_fence AND e.tx < upper
@@ -39,6 +44,7 @@ BEGIN
                            WHERE l.stream_id = p.stream_id AND l.first_version = p.first_version LIMIT 1) d ON true
         WHERE d.done IS NULL)
       INTO pending;
+    END IF;
     IF NOT pending THEN
         SELECT h.position INTO head FROM log_head h;
         RETURN head;

@@ -184,7 +184,7 @@ impl PostgresStore {
 
     /// Gives positions to committed events that have none yet; returns the log's head.
     pub async fn assign_positions(&self) -> Result<u64, StoreError> {
-        assign_positions(&self.shared.pool).await
+        assign_positions(&self.shared.pool, true).await
     }
 
     async fn ensure_listener(&self) {
@@ -233,14 +233,20 @@ impl PostgresStore {
     }
 }
 
-/// Runs the sequencer once on a pooled connection; returns the log's head.
-async fn assign_positions(pool: &Pool) -> Result<u64, StoreError> {
+/// Runs the sequencer once on a pooled connection; returns the log's head. `check_first`: look
+/// for work before taking the sequencer's lock (readers); the background sequencer, woken by
+/// appends, skips the look.
+async fn assign_positions(pool: &Pool, check_first: bool) -> Result<u64, StoreError> {
     let client = pool.get().await.map_err(StoreError::backend)?;
     let stmt = client
-        .prepare_cached("SELECT assign_positions()")
+        .prepare_cached("SELECT assign_positions($1)")
         .await
         .map_err(StoreError::backend)?;
-    let head: i64 = client.query_one(&stmt, &[]).await.map_err(StoreError::backend)?.get(0);
+    let head: i64 = client
+        .query_one(&stmt, &[&check_first])
+        .await
+        .map_err(StoreError::backend)?
+        .get(0);
     Ok(head as u64)
 }
 
@@ -253,7 +259,7 @@ fn spawn_sequencer(pool: Pool, wake: Arc<Notify>) -> tokio::task::JoinHandle<()>
             wake.notified().await;
             // Let a burst of appends gather, so one run sequences many.
             tokio::time::sleep(SEQUENCER_GATHER).await;
-            if let Err(e) = assign_positions(&pool).await {
+            if let Err(e) = assign_positions(&pool, false).await {
                 // Nothing is lost: the next append, read or waiting reader sequences instead.
                 tracing::warn!(error = %e, "annals-postgres: background sequencing failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;

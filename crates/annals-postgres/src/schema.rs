@@ -68,6 +68,14 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "parked.message: dead letters keep the message itself",
         sql: &[include_str!("../sql/parked_message.sql")],
     },
+    Migration {
+        version: 7,
+        note: "assign_positions(check_first): the background sequencer skips the look for work",
+        sql: &[
+            "DROP FUNCTION IF EXISTS assign_positions();",
+            include_str!("../sql/positions.sql"),
+        ],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,
