@@ -139,8 +139,7 @@ where
                 Ok(position) => break position.unwrap_or(0),
                 Err(e) => {
                     tracing::warn!(relay = %self.name, error = %e, "relay cannot read its cursor; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.max_backoff);
+                    backoff = pause(backoff, self.max_backoff).await;
                 }
             }
         };
@@ -158,8 +157,7 @@ where
                 Err(e) => {
                     tracing::warn!(relay = %self.name, error = %e, "relay cannot read the log; retrying");
                     progress.retries += 1;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.max_backoff);
+                    backoff = pause(backoff, self.max_backoff).await;
                     continue;
                 }
             };
@@ -170,16 +168,14 @@ where
             if let Err(e) = self.publisher.publish(&events).await {
                 tracing::warn!(relay = %self.name, error = %e, "publishing failed; retrying the batch");
                 progress.retries += 1;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(self.max_backoff);
+                backoff = pause(backoff, self.max_backoff).await;
                 continue;
             }
             if let Err(e) = self.store.save_checkpoint(&cursor, last).await {
                 // Published but not recorded: the batch goes out again, de-duplicated downstream.
                 tracing::warn!(relay = %self.name, error = %e, "cannot store the relay cursor; retrying");
                 progress.retries += 1;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(self.max_backoff);
+                backoff = pause(backoff, self.max_backoff).await;
                 continue;
             }
             backoff = Duration::from_millis(50);
@@ -215,4 +211,10 @@ impl<L: Leases + ?Sized> Leases for std::sync::Arc<L> {
     fn release_lease(&self, name: &str, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).release_lease(name, holder)
     }
+}
+
+/// Sleeps `backoff`, then returns the next one: doubled, at most `max`.
+async fn pause(backoff: Duration, max: Duration) -> Duration {
+    tokio::time::sleep(backoff).await;
+    (backoff * 2).min(max)
 }

@@ -84,6 +84,52 @@ pub struct TailRelay<P> {
     upcasters: Option<annals::upcast::Upcasters>,
 }
 
+/// Events waiting for their positions, with the commit LSN of their transaction; the oldest such
+/// LSN (how far the slot may be acknowledged) is kept by count per LSN, so no commit scans them.
+#[derive(Default)]
+struct Waiting {
+    events: HashMap<(String, u64), (RecordedEvent, u64, Instant)>,
+    per_lsn: BTreeMap<u64, usize>,
+}
+
+impl Waiting {
+    fn insert(&mut self, e: RecordedEvent, lsn: u64) {
+        let key = (e.stream_id.to_string(), e.version);
+        if let Some((_, old, _)) = self.events.insert(key, (e, lsn, Instant::now())) {
+            self.forget_lsn(old);
+        }
+        *self.per_lsn.entry(lsn).or_default() += 1;
+    }
+
+    fn take(&mut self, stream: &str, version: u64) -> Option<RecordedEvent> {
+        let (e, lsn, _) = self.events.remove(&(stream.to_owned(), version))?;
+        self.forget_lsn(lsn);
+        Some(e)
+    }
+
+    fn forget_lsn(&mut self, lsn: u64) {
+        if let Some(n) = self.per_lsn.get_mut(&lsn) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_lsn.remove(&lsn);
+            }
+        }
+    }
+
+    /// The commit LSN of the oldest transaction with an event still waiting.
+    fn oldest_lsn(&self) -> Option<u64> {
+        self.per_lsn.keys().next().copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn any_older_than(&self, age: Duration) -> bool {
+        self.events.values().any(|(_, _, at)| at.elapsed() > age)
+    }
+}
+
 /// A transaction's inserts, collected until its commit.
 #[derive(Default)]
 struct Transaction {
@@ -191,8 +237,7 @@ impl<P: Publisher> TailRelay<P> {
             .map_err(StoreError::backend)?;
         let mut relations: HashMap<u32, Relation> = HashMap::new();
         let mut txn = Transaction::default();
-        // Events waiting for their positions, with the commit LSN of their transaction.
-        let mut waiting: BTreeMap<(String, u64), (RecordedEvent, u64, Instant)> = BTreeMap::new();
+        let mut waiting = Waiting::default();
         let mut renewed = Instant::now();
         let schema = self.store.schema().to_owned();
         loop {
@@ -203,7 +248,7 @@ impl<P: Publisher> TailRelay<P> {
                 }
                 renewed = Instant::now();
                 // Events of an appender that died before its sequencer ran: sequence them.
-                if waiting.values().any(|(_, _, at)| at.elapsed() > renew_every) {
+                if waiting.any_older_than(renew_every) {
                     self.store.assign_positions().await?;
                 }
             }
@@ -237,7 +282,7 @@ impl<P: Publisher> TailRelay<P> {
                 Some(ReplicationEvent::Commit { lsn, end_lsn, .. }) => {
                     let txn = std::mem::take(&mut txn);
                     for e in txn.events {
-                        waiting.insert((e.stream_id.to_string(), e.version), (e, lsn.as_u64(), Instant::now()));
+                        waiting.insert(e, lsn.as_u64());
                     }
                     if !txn.groups.is_empty() {
                         let batch = self.place(txn.groups, &mut waiting, cursor).await?;
@@ -250,7 +295,7 @@ impl<P: Publisher> TailRelay<P> {
                             cursor = last;
                         }
                     }
-                    let safe = waiting.values().map(|(_, l, _)| *l).min().unwrap_or(end_lsn.as_u64());
+                    let safe = waiting.oldest_lsn().unwrap_or(end_lsn.as_u64());
                     client.update_applied_lsn(Lsn::from_u64(safe));
                 }
                 Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
@@ -271,7 +316,7 @@ impl<P: Publisher> TailRelay<P> {
     async fn place(
         &self,
         mut groups: Vec<(u64, String, u64, u64)>,
-        waiting: &mut BTreeMap<(String, u64), (RecordedEvent, u64, Instant)>,
+        waiting: &mut Waiting,
         cursor: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         groups.sort_by_key(|g| g.0);
@@ -280,8 +325,8 @@ impl<P: Publisher> TailRelay<P> {
             let mut missing = false;
             let mut events = Vec::with_capacity(count as usize);
             for i in 0..count {
-                match waiting.remove(&(stream.clone(), first_version + i)) {
-                    Some((mut e, _, _)) => {
+                match waiting.take(&stream, first_version + i) {
+                    Some(mut e) => {
                         e.global_position = first_position + i;
                         events.push(e);
                     }
