@@ -57,6 +57,7 @@ pub mod ids;
 pub mod memory;
 pub mod relay;
 pub mod repository;
+pub mod saga;
 pub mod store;
 pub mod typed;
 pub mod upcast;
@@ -70,7 +71,7 @@ pub use event::{Metadata, NewEvent, RecordedEvent};
 pub use follow::GlobalLogReader;
 pub use ids::{ExpectedVersion, StreamId};
 pub use memory::MemoryStore;
-pub use repository::{Executed, Loaded, Repository, SnapshotPolicy};
+pub use repository::{Decided, Executed, Loaded, Repository, SnapshotPolicy};
 pub use store::{
     AppendOutcome, Direction, EventStore, MAX_EVENT_BYTES, NewSnapshot, ReadStream, Snapshot, StreamAppend,
     StreamAppended, StreamInfo,

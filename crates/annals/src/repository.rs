@@ -15,7 +15,7 @@ use crate::error::{EncodeError, RepositoryError};
 use crate::event::{Metadata, NewEvent};
 use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
-use crate::typed::{decode, encode};
+use crate::typed::{DomainEvent, decode, encode};
 
 /// Events read per round trip while replaying a stream.
 const PAGE: usize = 4096;
@@ -73,6 +73,19 @@ pub struct Executed<A: Aggregate> {
     pub attempts: u32,
     /// Whether a snapshot was stored with the events.
     pub snapshot_taken: bool,
+}
+
+/// What a command would do, decided but not stored: see [`Repository::decide`].
+#[derive(Debug)]
+pub struct Decided<A: Aggregate> {
+    /// The append storing the events (and a due snapshot), `None` when the command changed nothing.
+    pub append: Option<StreamAppend>,
+    /// The stream's version once the append is stored.
+    pub version: u64,
+    /// The events the command produced.
+    pub events: Vec<A::Event>,
+    /// The state after them.
+    pub state: A,
 }
 
 /// Loads and changes aggregates of type `A` stored in `S`.
@@ -193,6 +206,65 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
+    /// Runs `command` against the aggregate `id` without storing anything: load, handle, and the
+    /// append that would store the events with the loaded version expected (and a snapshot if the
+    /// policy says so). Store it yourself, together with other appends in one transaction (a saga
+    /// started with the aggregate that starts it, a participant's reply), and on a conflict
+    /// decide again.
+    pub async fn decide(
+        &self,
+        id: &StreamId,
+        command: &A::Command,
+        metadata: &Metadata,
+    ) -> Result<Decided<A>, RepositoryError<A::Error>> {
+        let Loaded { mut state, version, .. } = self.load(id).await?;
+        let events = state.handle(command).map_err(RepositoryError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Decided {
+                append: None,
+                version,
+                events,
+                state,
+            });
+        }
+        let metadata = with_correlation(metadata);
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in &events {
+            let (event_type, schema_version, payload) = encode(event)?;
+            let mut new_event = NewEvent::new(event_type, payload)
+                .with_schema_version(schema_version)
+                .with_metadata(metadata.clone());
+            if let Some(event_id) = event.event_id() {
+                new_event = new_event.with_id(event_id);
+            }
+            new_events.push(new_event);
+            state.apply(event);
+        }
+        let new_version = version + events.len() as u64;
+        let expected = if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(version)
+        };
+        let mut append = StreamAppend::new(id.clone(), A::STREAM_TYPE, expected, new_events);
+        if let Some(snaps) = &self.snapshots
+            && snaps.policy.due(&state, version, new_version)
+        {
+            let snapshot = (snaps.encode)(&state).map_err(EncodeError::from)?;
+            append = append.with_snapshot(NewSnapshot {
+                version: new_version,
+                schema_version: A::SNAPSHOT_VERSION,
+                state: snapshot,
+            });
+        }
+        Ok(Decided {
+            append: Some(append),
+            version: new_version,
+            events,
+            state,
+        })
+    }
+
     /// Runs `command` against the aggregate `id`: load, handle, append with the loaded version
     /// expected; on conflict, tries again with fresh state up to the configured number of times.
     pub async fn execute(
@@ -204,9 +276,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let Loaded { mut state, version, .. } = self.load(id).await?;
-            let events = state.handle(command).map_err(RepositoryError::Rejected)?;
-            if events.is_empty() {
+            let Decided {
+                append,
+                version,
+                events,
+                state,
+            } = self.decide(id, command, metadata).await?;
+            let Some(append) = append else {
                 return Ok(Executed {
                     version,
                     events,
@@ -214,40 +290,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     attempts,
                     snapshot_taken: false,
                 });
-            }
-            let metadata = with_correlation(metadata);
-            let mut new_events = Vec::with_capacity(events.len());
-            for event in &events {
-                let (event_type, schema_version, payload) = encode(event)?;
-                new_events.push(
-                    NewEvent::new(event_type, payload)
-                        .with_schema_version(schema_version)
-                        .with_metadata(metadata.clone()),
-                );
-                state.apply(event);
-            }
-            let new_version = version + events.len() as u64;
-            let expected = if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
             };
-            let mut append = StreamAppend::new(id.clone(), A::STREAM_TYPE, expected, new_events);
-            if let Some(snaps) = &self.snapshots
-                && snaps.policy.due(&state, version, new_version)
-            {
-                let snapshot = (snaps.encode)(&state).map_err(EncodeError::from)?;
-                append = append.with_snapshot(NewSnapshot {
-                    version: new_version,
-                    schema_version: A::SNAPSHOT_VERSION,
-                    state: snapshot,
-                });
-            }
             let snapshot_taken = append.snapshot.is_some();
             match self.store.append(vec![append]).await {
                 Ok(_) => {
                     return Ok(Executed {
-                        version: new_version,
+                        version,
                         events,
                         state,
                         attempts,

@@ -19,6 +19,12 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
         let _ = event_type;
         1
     }
+
+    /// The id to store this event under, when the event itself decides it (a saga's command
+    /// message is stored under its message id); `None` lets the store give it a new UUID v7.
+    fn event_id(&self) -> Option<uuid::Uuid> {
+        None
+    }
 }
 
 /// Splits a domain event into its stored type name, schema version and payload.
