@@ -2,8 +2,15 @@
 //!
 //! Chapter 6 of the book stores FTGO's aggregates as events. This crate holds the domain code:
 //! the [`order::Order`] aggregate of the Order Service and its [`order_history`] read model
-//! (a projection, on SQLite or PostgreSQL); the consumer, kitchen and
-//! accounting services and the Create Order saga come with the saga layer.
+//! (a projection, on SQLite or PostgreSQL); the [`consumer`], [`kitchen`] and [`accounting`]
+//! services' aggregates; the [`create_order`] saga with the services as its participants
+//! ([`services`]); and the whole system in one process ([`in_process`]).
 
+pub mod accounting;
+pub mod consumer;
+pub mod create_order;
+pub mod in_process;
+pub mod kitchen;
 pub mod order;
 pub mod order_history;
+pub mod services;

@@ -1,0 +1,246 @@
+//! The four FTGO services as saga participants, and the Order Service's entry point that creates
+//! an order and starts its Create Order saga in one transaction.
+
+use annals::error::BoxError;
+use annals::saga::{CommandMessage, Handled, Orchestrator, Participant, ReplyBody, SagaRunError};
+use annals::{AppendOutcome, EventStore, Metadata, Repository, RepositoryError, StreamId};
+
+use crate::accounting::{Account, AccountCommand};
+use crate::consumer::{Consumer, ConsumerCommand};
+use crate::create_order::{
+    ACCOUNTING, ApproveOrder, AuthorizeCard, CONSUMER, CancelCreateTicket, ConfirmCreateTicket, CreateOrderData,
+    CreateOrderSaga, CreateTicket, CreateTicketReply, KITCHEN, ORDER, RejectOrder, ValidateOrderByConsumer, account_id,
+    saga_id, ticket_id,
+};
+use crate::order::{LineItem, Order, OrderCommand, OrderError};
+
+fn unknown(service: &str, command: &CommandMessage) -> BoxError {
+    format!("the {service} service has no command {}", command.command.command_type).into()
+}
+
+/// The Order Service: creates orders (starting their saga) and approves or rejects them.
+pub struct OrderService<St> {
+    orders: Repository<Order, St>,
+    sagas: Orchestrator<CreateOrderSaga, St>,
+}
+
+/// Why an order could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateOrderError {
+    /// The Order aggregate refused.
+    #[error(transparent)]
+    Order(#[from] RepositoryError<OrderError>),
+    /// Starting the saga failed (an order id used before: its saga exists).
+    #[error(transparent)]
+    Saga(#[from] SagaRunError),
+}
+
+impl<St: EventStore + Clone> OrderService<St> {
+    /// The Order Service on `store`.
+    pub fn new(store: St) -> Self {
+        Self {
+            orders: Repository::new(store.clone()),
+            sagas: Orchestrator::new(store),
+        }
+    }
+
+    /// The orchestrator of the Create Order saga (its reply handler).
+    pub fn sagas(&self) -> &Orchestrator<CreateOrderSaga, St> {
+        &self.sagas
+    }
+
+    /// The orders.
+    pub fn orders(&self) -> &Repository<Order, St> {
+        &self.orders
+    }
+
+    /// Creates order `order_id` pending approval and starts its Create Order saga, in one
+    /// transaction.
+    pub async fn create_order(
+        &self,
+        order_id: &StreamId,
+        consumer_id: &str,
+        restaurant_id: &str,
+        line_items: Vec<LineItem>,
+        metadata: &Metadata,
+    ) -> Result<AppendOutcome, CreateOrderError> {
+        let command = OrderCommand::Create {
+            consumer_id: consumer_id.into(),
+            restaurant_id: restaurant_id.into(),
+            line_items: line_items.clone(),
+        };
+        let decided = self.orders.decide(order_id, &command, metadata).await?;
+        let data = CreateOrderData {
+            order_id: order_id.to_string(),
+            consumer_id: consumer_id.into(),
+            restaurant_id: restaurant_id.into(),
+            total_cents: decided.state.total_cents,
+            line_items,
+            ticket_id: None,
+        };
+        let saga = saga_id(order_id.as_str()).map_err(SagaRunError::from)?;
+        Ok(self
+            .sagas
+            .start_with(&saga, data, metadata, decided.append.into_iter().collect())
+            .await?)
+    }
+}
+
+impl<St: EventStore + Clone> Participant for OrderService<St> {
+    fn channel(&self) -> &str {
+        ORDER
+    }
+
+    async fn handle(&self, c: &CommandMessage) -> Result<Handled, BoxError> {
+        let meta = c.caused("order-service");
+        let (order_id, command) = if c.is::<ApproveOrder>() {
+            (c.decode::<ApproveOrder>()?.order_id, OrderCommand::Approve)
+        } else if c.is::<RejectOrder>() {
+            let m = c.decode::<RejectOrder>()?;
+            (m.order_id, OrderCommand::Reject { reason: m.reason })
+        } else {
+            return Err(unknown("order", c));
+        };
+        let id = StreamId::new(order_id)?;
+        Handled::from_decision(self.orders.decide(&id, &command, &meta).await, |_| ReplyBody::done())
+    }
+}
+
+/// The Consumer Service.
+pub struct ConsumerService<St> {
+    consumers: Repository<Consumer, St>,
+}
+
+impl<St: EventStore> ConsumerService<St> {
+    /// The Consumer Service on `store`.
+    pub fn new(store: St) -> Self {
+        Self {
+            consumers: Repository::new(store),
+        }
+    }
+
+    /// The consumers.
+    pub fn consumers(&self) -> &Repository<Consumer, St> {
+        &self.consumers
+    }
+}
+
+impl<St: EventStore> Participant for ConsumerService<St> {
+    fn channel(&self) -> &str {
+        CONSUMER
+    }
+
+    async fn handle(&self, c: &CommandMessage) -> Result<Handled, BoxError> {
+        if !c.is::<ValidateOrderByConsumer>() {
+            return Err(unknown("consumer", c));
+        }
+        let m = c.decode::<ValidateOrderByConsumer>()?;
+        let command = ConsumerCommand::ValidateOrder {
+            order_id: m.order_id,
+            total_cents: m.total_cents,
+        };
+        let id = StreamId::new(m.consumer_id)?;
+        let decided = self
+            .consumers
+            .decide(&id, &command, &c.caused("consumer-service"))
+            .await;
+        Handled::from_decision(decided, |_| ReplyBody::done())
+    }
+}
+
+/// The Kitchen Service.
+pub struct KitchenService<St> {
+    tickets: Repository<crate::kitchen::Ticket, St>,
+}
+
+impl<St: EventStore> KitchenService<St> {
+    /// The Kitchen Service on `store`.
+    pub fn new(store: St) -> Self {
+        Self {
+            tickets: Repository::new(store),
+        }
+    }
+
+    /// The tickets.
+    pub fn tickets(&self) -> &Repository<crate::kitchen::Ticket, St> {
+        &self.tickets
+    }
+}
+
+impl<St: EventStore> Participant for KitchenService<St> {
+    fn channel(&self) -> &str {
+        KITCHEN
+    }
+
+    async fn handle(&self, c: &CommandMessage) -> Result<Handled, BoxError> {
+        use crate::kitchen::TicketCommand;
+        let meta = c.caused("kitchen-service");
+        if c.is::<CreateTicket>() {
+            let m = c.decode::<CreateTicket>()?;
+            let id = ticket_id(&m.order_id)?;
+            let command = TicketCommand::Create {
+                order_id: m.order_id,
+                restaurant_id: m.restaurant_id,
+                line_items: m.line_items,
+            };
+            let reply = CreateTicketReply {
+                ticket_id: id.to_string(),
+            };
+            return Handled::from_decision(self.tickets.decide(&id, &command, &meta).await, |_| {
+                ReplyBody::success(&reply)
+            });
+        }
+        let (ticket, command) = if c.is::<ConfirmCreateTicket>() {
+            (c.decode::<ConfirmCreateTicket>()?.ticket_id, TicketCommand::Confirm)
+        } else if c.is::<CancelCreateTicket>() {
+            (c.decode::<CancelCreateTicket>()?.ticket_id, TicketCommand::Cancel)
+        } else {
+            return Err(unknown("kitchen", c));
+        };
+        let id = StreamId::new(ticket)?;
+        Handled::from_decision(self.tickets.decide(&id, &command, &meta).await, |_| ReplyBody::done())
+    }
+}
+
+/// The Accounting Service.
+pub struct AccountingService<St> {
+    accounts: Repository<Account, St>,
+}
+
+impl<St: EventStore> AccountingService<St> {
+    /// The Accounting Service on `store`.
+    pub fn new(store: St) -> Self {
+        Self {
+            accounts: Repository::new(store),
+        }
+    }
+
+    /// The accounts.
+    pub fn accounts(&self) -> &Repository<Account, St> {
+        &self.accounts
+    }
+}
+
+impl<St: EventStore> Participant for AccountingService<St> {
+    fn channel(&self) -> &str {
+        ACCOUNTING
+    }
+
+    async fn handle(&self, c: &CommandMessage) -> Result<Handled, BoxError> {
+        if !c.is::<AuthorizeCard>() {
+            return Err(unknown("accounting", c));
+        }
+        let m = c.decode::<AuthorizeCard>()?;
+        let command = AccountCommand::Authorize {
+            order_id: m.order_id,
+            amount_cents: m.total_cents,
+        };
+        let id = account_id(&m.consumer_id)?;
+        let decided = self
+            .accounts
+            .decide(&id, &command, &c.caused("accounting-service"))
+            .await;
+        Handled::from_decision(decided, |_| ReplyBody::done())
+    }
+}
