@@ -57,6 +57,17 @@ macro_rules! dispatch {
     };
 }
 
+impl annals::consume::Inbox for AnyStore {
+    async fn append_once(
+        &self,
+        consumer: &str,
+        message_id: uuid::Uuid,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        dispatch!(self, s => s.append_once(consumer, message_id, appends).await)
+    }
+}
+
 impl EventStore for AnyStore {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
         dispatch!(self, s => s.append(appends).await)

@@ -7,8 +7,10 @@ mod backend;
 mod commands;
 mod consumers;
 mod demo;
+mod demo_saga;
 mod output;
 mod relay;
+mod sagas;
 
 use std::process::ExitCode;
 
@@ -34,8 +36,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the FTGO order lifecycle demo: create, revise, approve, a conflict, a rejected command, cancel.
-    Demo,
+    /// Run the FTGO order lifecycle demo: create, revise, approve, a conflict, a rejected command,
+    /// cancel; `demo saga` runs the Create Order saga with every service in this process.
+    Demo {
+        #[command(subcommand)]
+        which: Option<DemoKind>,
+    },
     /// List streams with their type and version.
     Streams {
         /// Only streams of this type.
@@ -96,8 +102,14 @@ enum Command {
         #[arg(long)]
         consumer: Option<String>,
     },
-    /// Every consumer's checkpoint, lag (events and seconds) and parked messages.
+    /// Every consumer's checkpoint, lag (events and seconds) and parked messages, and where the
+    /// sagas stand (failed ones listed).
     Status,
+    /// Sagas: a saga's timeline (`show ID`), or every saga with its status (`list`).
+    Saga {
+        #[command(subcommand)]
+        action: sagas::SagaAction,
+    },
     /// Messages consumers gave up on: list them, retry or skip one.
     Parked {
         #[command(subcommand)]
@@ -107,6 +119,12 @@ enum Command {
     /// Ctrl-C (or, with --until-caught-up, until the log's head at start is published). One relay
     /// per --name is active; others wait on its lease and take over when it stops.
     Relay(relay::RelayArgs),
+}
+
+#[derive(Subcommand)]
+enum DemoKind {
+    /// FTGO's Create Order saga: the happy path, a consumer refused, a card declined.
+    Saga,
 }
 
 #[derive(Subcommand)]
@@ -160,7 +178,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = backend::AnyStore::open(&cli.db, &cli.pg_schema).await?;
     match cli.command {
-        Command::Demo => demo::run(store, &cli.db).await,
+        Command::Demo { which: None } => demo::run(store, &cli.db).await,
+        Command::Demo {
+            which: Some(DemoKind::Saga),
+        } => demo_saga::run(store, &cli.db).await,
         Command::Streams { stream_type } => commands::streams(&store, stream_type.as_deref(), cli.json).await,
         Command::History {
             stream,
@@ -202,7 +223,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             consumers::projection(&store, &name, mode, batch.max(1), cli.json).await
         }
         Command::Orders { consumer } => consumers::orders(&store, consumer.as_deref(), cli.json).await,
-        Command::Status => consumers::status(&store, cli.json).await,
+        Command::Status => {
+            consumers::status(&store, cli.json).await?;
+            sagas::status(&store, cli.json).await
+        }
+        Command::Saga { action } => sagas::run(&store, action, cli.json).await,
         Command::Parked { action } => consumers::parked(&store, action, cli.json).await,
         Command::Relay(args) => relay::run(store, args).await,
     }

@@ -1,4 +1,4 @@
-//! The `annals` binary end to end: demo, streams, history, events, append. Every test body runs
+//! The `annals` binary end to end: demo, streams, history, events, append, sagas. Every test body runs
 //! on a SQLite file and on PostgreSQL (a fresh schema of the `test` database on 127.0.0.1:5432).
 
 use std::io::{BufRead, BufReader};
@@ -83,6 +83,7 @@ on_every_backend!(
     events_follow_streams_appends_from_another_process,
     several_processes_append_to_one_store,
     read_side_projection_status_and_parked_messages,
+    saga_demo_show_and_status,
 );
 
 fn stdout(o: &Output) -> String {
@@ -392,4 +393,66 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no parked message #999"));
     let unknown = db.run(&["projection", "rebuild", "nope"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("known: order-history"));
+}
+
+fn saga_demo_show_and_status(db: &Db) {
+    let out = db.run(&["demo", "saga"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    for line in [
+        "-> kitchen    CreateTicket",
+        "<- accounting FAILURE Failure",
+        "-> kitchen    CancelCreateTicket  (compensation)",
+        "saga ended: compensated",
+    ] {
+        assert!(text.contains(line), "demo output lacks {line:?}:\n{text}");
+    }
+    assert_eq!(text.matches("saga ended: succeeded").count(), 1, "{text}");
+    assert!(text.contains("Approved, ticket AwaitingAcceptance"), "{text}");
+    assert!(text.contains("Rejected, no ticket"), "{text}");
+    assert!(text.contains("Rejected, ticket Cancelled"), "{text}");
+
+    let list = json_lines(&db.run(&["saga", "list", "--json"]));
+    assert_eq!(list.len(), 3);
+    let statuses: Vec<_> = list.iter().map(|s| s["status"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "Compensated").count(),
+        2,
+        "{statuses:?}"
+    );
+    let declined = list
+        .iter()
+        .find(|s| s["failure"].as_str().is_some_and(|f| f.starts_with("card declined")))
+        .expect("the declined order's saga");
+    let id = declined["saga"].as_str().unwrap();
+    let show = db.run(&["saga", "show", id, "--json"]);
+    assert!(show.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let timeline: Vec<&str> = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline.first(), Some(&"SagaStarted"));
+    assert_eq!(timeline.last(), Some(&"SagaCompleted"));
+    assert_eq!(
+        timeline.iter().filter(|t| **t == "CommandIssued").count(),
+        5,
+        "{timeline:?}"
+    );
+    let text = stdout(&db.run(&["saga", "show", id]));
+    assert!(
+        text.contains("undo 3 create ticket: CancelCreateTicket -> kitchen"),
+        "{text}"
+    );
+
+    let status = stdout(&db.run(&["status"]));
+    assert!(
+        status.contains("sagas: 3 (0 running, 1 succeeded, 2 compensated, 0 failed)"),
+        "{status}"
+    );
+    let missing = db.run(&["saga", "show", "no-such-saga"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no saga `no-such-saga`"));
 }

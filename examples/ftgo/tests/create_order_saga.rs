@@ -217,3 +217,54 @@ async fn a_redelivered_trigger_starts_no_second_saga() {
         .state;
     assert!(matches!(saga.status, SagaStatus::Running));
 }
+
+/// A compensation that keeps failing is sent again, then the saga ends `Failed`, visible in its
+/// summary (what `annals status` and `annals saga show` print): the consumer cancelled the order
+/// while the saga ran, so the order refuses `RejectOrder` after the card is declined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compensation_that_keeps_failing_leaves_the_saga_failed_and_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("ftgo.db")).await.unwrap();
+    register_consumer(&store, "bob", "Bob", 50_000, 2_000).await.unwrap();
+    let order = place(&store, "order-5", "bob", 4).await;
+    Repository::<Order, _>::new(store.clone())
+        .execute(
+            &order,
+            &ftgo::order::OrderCommand::Cancel {
+                reason: "changed my mind".into(),
+            },
+            &Metadata::by("bob"),
+        )
+        .await
+        .unwrap();
+    let services = in_process::spawn(&store);
+    let saga = wait_for_end(&store, &saga_id("order-5").unwrap(), WAIT).await.unwrap();
+    services.stop().await.unwrap();
+    assert_eq!(saga.status, SagaStatus::Failed);
+    let events = store
+        .read_stream(&saga_id("order-5").unwrap(), ReadStream::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        commands_sent(&events),
+        [
+            "ValidateOrderByConsumer",
+            "CreateTicket",
+            "AuthorizeCard",
+            "CancelCreateTicket",
+            "RejectOrder",
+            "RejectOrder",
+            "RejectOrder"
+        ],
+        "the failing compensation is sent COMPENSATION_ATTEMPTS times"
+    );
+    assert_eq!(ticket(&store, "order-5").await.0, TicketState::Cancelled);
+    let summary = annals::saga::summarize(&events).unwrap();
+    assert_eq!(summary.status, SagaStatus::Failed);
+    let why = summary.failure.unwrap();
+    assert!(
+        why.contains("create order") && why.contains("cannot reject an order that is Cancelled"),
+        "{why}"
+    );
+    assert!(summary.timeline.iter().any(|e| e.text.contains("(try 3)")));
+}

@@ -392,7 +392,7 @@ fn decide<S: Saga>(state: &SagaInstance<S>, input: &SagaInput<S::Data>) -> Vec<S
                 (true, false) => d.emit(SagaEvent::SagaFailed {
                     reason: format!(
                         "compensation of step {} ({}) failed {} times: {}",
-                        pending.step,
+                        pending.step + 1,
                         step.name,
                         pending.attempt,
                         reply.reason().unwrap_or("the participant refused")

@@ -71,6 +71,7 @@ mod instance;
 mod message;
 mod orchestrator;
 mod participant;
+mod timeline;
 
 use std::fmt::Debug;
 
@@ -84,6 +85,7 @@ pub use message::{
 };
 pub use orchestrator::{Orchestrator, SagaRunError};
 pub use participant::{Handled, Participant, ParticipantHandler};
+pub use timeline::{SagaSummary, TimelineEntry, summarize};
 
 /// A saga type: its name, its data and its steps.
 pub trait Saga: Send + Sync + 'static {
