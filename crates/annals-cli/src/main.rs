@@ -8,6 +8,7 @@ mod commands;
 mod consumers;
 mod demo;
 mod demo_saga;
+mod ftgo_services;
 mod output;
 mod relay;
 mod sagas;
@@ -119,6 +120,12 @@ enum Command {
     /// Ctrl-C (or, with --until-caught-up, until the log's head at start is published). One relay
     /// per --name is active; others wait on its lease and take over when it stops.
     Relay(relay::RelayArgs),
+    /// FTGO as separate service processes over one store each and NATS: serve a service, add a
+    /// consumer, open an account, place orders.
+    Ftgo {
+        #[command(subcommand)]
+        action: ftgo_services::FtgoAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -230,5 +237,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Saga { action } => sagas::run(&store, action, cli.json).await,
         Command::Parked { action } => consumers::parked(&store, action, cli.json).await,
         Command::Relay(args) => relay::run(store, args).await,
+        Command::Ftgo { action } => ftgo_services::run(store, action).await,
     }
 }

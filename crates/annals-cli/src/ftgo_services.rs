@@ -1,0 +1,246 @@
+//! `annals ftgo …`: FTGO as separate service processes over PostgreSQL (or SQLite) and NATS
+//! JetStream. Each service has its own store (`--db`/`--pg-schema`); `serve` runs its relay
+//! (publishing its events, commands and replies included) and its durable NATS consumers:
+//! the service's participant on saga commands, and for the order service the Create Order
+//! saga's orchestrator on replies.
+
+use std::time::Duration;
+
+use annals::consume::ErrorPolicy;
+use annals::relay::Relay;
+use annals::saga::{ParticipantHandler, REPLY_STREAM_TYPE, SAGA_STREAM_TYPE};
+use annals::{Metadata, StreamId};
+use annals_nats::{ConsumerOptions, NatsConsumer, NatsOptions, NatsPublisher};
+use ftgo::order::LineItem;
+use ftgo::services::{AccountingService, ConsumerService, KitchenService, OrderService};
+use tokio::task::JoinSet;
+
+use crate::backend::AnyStore;
+
+/// A service.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// Orders, and the Create Order saga's orchestrator.
+    Order,
+    /// Consumers.
+    Consumer,
+    /// Tickets.
+    Kitchen,
+    /// Accounts.
+    Accounting,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Order => "order",
+            Self::Consumer => "consumer",
+            Self::Kitchen => "kitchen",
+            Self::Accounting => "accounting",
+        }
+    }
+}
+
+/// `annals ftgo …`.
+#[derive(clap::Subcommand)]
+pub enum FtgoAction {
+    /// Run one service until Ctrl-C or SIGTERM: its relay to NATS and its consumers.
+    Serve {
+        /// Which service (its store is --db / --pg-schema).
+        service: Service,
+        /// The NATS server.
+        #[arg(long, env = "ANNALS_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// The JetStream stream shared by the services (created if missing).
+        #[arg(long, default_value = "ANNALS")]
+        stream: String,
+        /// The subject prefix shared by the services.
+        #[arg(long, default_value = "annals")]
+        prefix: String,
+        /// The relay's lease: how soon a restarted service's relay takes over from a dead one.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        lease: Duration,
+    },
+    /// Register a consumer with the Consumer Service (run on its store).
+    AddConsumer {
+        /// The consumer id.
+        id: String,
+        /// Their name.
+        #[arg(long, default_value = "a consumer")]
+        name: String,
+        /// The largest order total they may place, in cents.
+        #[arg(long, default_value_t = 50_000)]
+        order_limit: i64,
+    },
+    /// Open a consumer's account with the Accounting Service (run on its store).
+    OpenAccount {
+        /// The consumer id.
+        id: String,
+        /// The card's limit per charge, in cents.
+        #[arg(long, default_value_t = 50_000)]
+        card_limit: i64,
+    },
+    /// Place orders with the Order Service (run on its store): each starts a Create Order saga.
+    PlaceOrder {
+        /// The order id (with --count, the prefix of `<id>-1` … `<id>-N`).
+        id: String,
+        /// Who orders.
+        #[arg(long)]
+        consumer: String,
+        /// How many of the dish (12.50 EUR each).
+        #[arg(long, default_value_t = 2)]
+        quantity: u32,
+        /// Place this many orders.
+        #[arg(long)]
+        count: Option<u32>,
+    },
+}
+
+/// `annals ftgo …` on the service store `store`.
+pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
+    let meta = Metadata::by("ftgo-cli");
+    match action {
+        FtgoAction::Serve {
+            service,
+            nats,
+            stream,
+            prefix,
+            lease,
+        } => serve(store, service, NatsOptions::new(nats).with_names(stream, prefix), lease).await,
+        FtgoAction::AddConsumer { id, name, order_limit } => {
+            let command = ftgo::consumer::ConsumerCommand::Register {
+                name,
+                order_limit_cents: order_limit,
+            };
+            ConsumerService::new(store)
+                .consumers()
+                .execute(&StreamId::new(id)?, &command, &meta)
+                .await?;
+            Ok(())
+        }
+        FtgoAction::OpenAccount { id, card_limit } => {
+            let command = ftgo::accounting::AccountCommand::Open {
+                card_limit_cents: card_limit,
+            };
+            AccountingService::new(store)
+                .accounts()
+                .execute(&ftgo::create_order::account_id(&id)?, &command, &meta)
+                .await?;
+            Ok(())
+        }
+        FtgoAction::PlaceOrder {
+            id,
+            consumer,
+            quantity,
+            count,
+        } => {
+            let orders = OrderService::new(store);
+            let ids: Vec<String> = match count {
+                None => vec![id],
+                Some(n) => (1..=n).map(|i| format!("{id}-{i}")).collect(),
+            };
+            for id in ids {
+                let lines = vec![LineItem::new("m-7", "Chicken Vindaloo", quantity, 1_250)];
+                orders
+                    .create_order(&StreamId::new(id.as_str())?, &consumer, "ajanta", lines, &meta)
+                    .await?;
+                println!("{id} placed: saga {}", ftgo::create_order::saga_id(&id)?);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The service's durable consumer options: commands for its participant, replies for the
+/// orchestrator.
+fn consumer_options(durable: String, stream_type: &str) -> ConsumerOptions {
+    let mut o = ConsumerOptions::new(durable);
+    o.stream_types = vec![stream_type.to_owned()];
+    o.policy = ErrorPolicy::default();
+    o
+}
+
+async fn serve(store: AnyStore, service: Service, options: NatsOptions, lease: Duration) -> anyhow::Result<()> {
+    let name = service.name();
+    let js = annals_nats::connect(&options).await?;
+    let publisher = NatsPublisher::new(js.clone(), &options);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
+    let mut relay = Relay::new(format!("ftgo-{name}"), store.clone(), publisher).with_lease_ttl(lease);
+    let until = stop();
+    tasks.spawn(async move {
+        relay.run(until).await?;
+        Ok("relay")
+    });
+    let commands = consumer_options(format!("ftgo-{name}"), SAGA_STREAM_TYPE);
+    macro_rules! participant {
+        ($service:expr) => {{
+            let handler = ParticipantHandler::new(store.clone(), $service);
+            let consumer = NatsConsumer::new(js.clone(), options.clone(), commands, handler, store.clone());
+            let until = stop();
+            tasks.spawn(async move {
+                consumer.run(until).await?;
+                Ok("participant")
+            });
+        }};
+    }
+    match service {
+        Service::Order => {
+            let orders = OrderService::new(store.clone());
+            let orchestrator = orders.sagas().clone();
+            let replies = consumer_options("ftgo-create-order-saga".into(), REPLY_STREAM_TYPE);
+            let consumer = NatsConsumer::new(js.clone(), options.clone(), replies, orchestrator, store.clone());
+            let until = stop();
+            tasks.spawn(async move {
+                consumer.run(until).await?;
+                Ok("orchestrator")
+            });
+            participant!(orders);
+        }
+        Service::Consumer => participant!(ConsumerService::new(store.clone())),
+        Service::Kitchen => participant!(KitchenService::new(store.clone())),
+        Service::Accounting => participant!(AccountingService::new(store.clone())),
+    }
+    eprintln!(
+        "ftgo {name} service: relay and consumers running on {} (stream {}, subjects {}.>)",
+        options.url, options.stream, options.subject_prefix
+    );
+    let outcome = tokio::select! {
+        () = stopped() => Ok(()),
+        Some(done) = tasks.join_next() => match done {
+            Ok(Ok(part)) => Err(anyhow::anyhow!("the {part} stopped")),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("a task panicked: {e}")),
+        },
+    };
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            eprintln!("ftgo {name} service: {e:#}");
+        }
+    }
+    eprintln!("ftgo {name} service: stopped");
+    outcome
+}
