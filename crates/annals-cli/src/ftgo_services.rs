@@ -1,19 +1,14 @@
 //! `annals ftgo …`: FTGO as separate service processes over PostgreSQL (or SQLite) and NATS
-//! JetStream. Each service has its own store (`--db`/`--pg-schema`); `serve` runs its relay
-//! (publishing its events, commands and replies included) and its durable NATS consumers:
-//! the service's participant on saga commands, and for the order service the Create Order
-//! saga's orchestrator on replies.
+//! JetStream. Each service has its own store (`--db`/`--pg-schema`); `serve` runs
+//! [`ftgo::over_nats::serve`] until Ctrl-C or SIGTERM: its relay and its durable consumers.
 
 use std::time::Duration;
 
-use annals::consume::ErrorPolicy;
-use annals::relay::Relay;
-use annals::saga::{ParticipantHandler, REPLY_STREAM_TYPE, SAGA_STREAM_TYPE};
 use annals::{Metadata, StreamId};
-use annals_nats::{ConsumerOptions, NatsConsumer, NatsOptions, NatsPublisher};
+use annals_nats::NatsOptions;
 use ftgo::order::LineItem;
-use ftgo::services::{AccountingService, ConsumerService, KitchenService, OrderService};
-use tokio::task::JoinSet;
+use ftgo::over_nats;
+use ftgo::services::{AccountingService, ConsumerService, OrderService};
 
 use crate::backend::AnyStore;
 
@@ -32,11 +27,17 @@ pub enum Service {
 
 impl Service {
     fn name(self) -> &'static str {
-        match self {
-            Self::Order => "order",
-            Self::Consumer => "consumer",
-            Self::Kitchen => "kitchen",
-            Self::Accounting => "accounting",
+        over_nats::Service::from(self).name()
+    }
+}
+
+impl From<Service> for over_nats::Service {
+    fn from(s: Service) -> Self {
+        match s {
+            Service::Order => Self::Order,
+            Service::Consumer => Self::Consumer,
+            Service::Kitchen => Self::Kitchen,
+            Service::Accounting => Self::Accounting,
         }
     }
 }
@@ -167,19 +168,8 @@ async fn stopped() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The service's durable consumer options: commands for its participant, replies for the
-/// orchestrator.
-fn consumer_options(durable: String, stream_type: &str) -> ConsumerOptions {
-    let mut o = ConsumerOptions::new(durable);
-    o.stream_types = vec![stream_type.to_owned()];
-    o.policy = ErrorPolicy::default();
-    o
-}
-
 async fn serve(store: AnyStore, service: Service, options: NatsOptions, lease: Duration) -> anyhow::Result<()> {
     let name = service.name();
-    let js = annals_nats::connect(&options).await?;
-    let publisher = NatsPublisher::new(js.clone(), &options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = move || {
         let mut rx = stop_rx.clone();
@@ -187,60 +177,16 @@ async fn serve(store: AnyStore, service: Service, options: NatsOptions, lease: D
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
-    let mut relay = Relay::new(format!("ftgo-{name}"), store.clone(), publisher).with_lease_ttl(lease);
-    let until = stop();
-    tasks.spawn(async move {
-        relay.run(until).await?;
-        Ok("relay")
-    });
-    let commands = consumer_options(format!("ftgo-{name}"), SAGA_STREAM_TYPE);
-    macro_rules! participant {
-        ($service:expr) => {{
-            let handler = ParticipantHandler::new(store.clone(), $service);
-            let consumer = NatsConsumer::new(js.clone(), options.clone(), commands, handler, store.clone());
-            let until = stop();
-            tasks.spawn(async move {
-                consumer.run(until).await?;
-                Ok("participant")
-            });
-        }};
-    }
-    match service {
-        Service::Order => {
-            let orders = OrderService::new(store.clone());
-            let orchestrator = orders.sagas().clone();
-            let replies = consumer_options("ftgo-create-order-saga".into(), REPLY_STREAM_TYPE);
-            let consumer = NatsConsumer::new(js.clone(), options.clone(), replies, orchestrator, store.clone());
-            let until = stop();
-            tasks.spawn(async move {
-                consumer.run(until).await?;
-                Ok("orchestrator")
-            });
-            participant!(orders);
-        }
-        Service::Consumer => participant!(ConsumerService::new(store.clone())),
-        Service::Kitchen => participant!(KitchenService::new(store.clone())),
-        Service::Accounting => participant!(AccountingService::new(store.clone())),
-    }
     eprintln!(
-        "ftgo {name} service: relay and consumers running on {} (stream {}, subjects {}.>)",
+        "ftgo {name} service: relay and consumers on {} (stream {}, subjects {}.>)",
         options.url, options.stream, options.subject_prefix
     );
-    let outcome = tokio::select! {
-        () = stopped() => Ok(()),
-        Some(done) = tasks.join_next() => match done {
-            Ok(Ok(part)) => Err(anyhow::anyhow!("the {part} stopped")),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(anyhow::anyhow!("a task panicked: {e}")),
-        },
-    };
-    let _ = stop_tx.send(true);
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(Err(e)) = done {
-            eprintln!("ftgo {name} service: {e:#}");
-        }
-    }
+    let signal = tokio::spawn(async move {
+        stopped().await;
+        let _ = stop_tx.send(true);
+    });
+    let outcome = over_nats::serve(store, service.into(), options, lease, stop).await;
+    signal.abort();
     eprintln!("ftgo {name} service: stopped");
-    outcome
+    outcome.map_err(|e| anyhow::anyhow!("ftgo {name} service: {e}"))
 }

@@ -4,7 +4,8 @@
 //! the [`order::Order`] aggregate of the Order Service and its [`order_history`] read model
 //! (a projection, on SQLite or PostgreSQL); the [`consumer`], [`kitchen`] and [`accounting`]
 //! services' aggregates; the [`create_order`] saga with the services as its participants
-//! ([`services`]); and the whole system in one process ([`in_process`]).
+//! ([`services`]); and the whole system in one process ([`in_process`]), or one service per
+//! process talking through NATS JetStream ([`over_nats`]).
 
 pub mod accounting;
 pub mod consumer;
@@ -13,4 +14,5 @@ pub mod in_process;
 pub mod kitchen;
 pub mod order;
 pub mod order_history;
+pub mod over_nats;
 pub mod services;

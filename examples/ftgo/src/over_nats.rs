@@ -1,0 +1,125 @@
+//! One FTGO service over NATS JetStream: its relay publishes its store's events (commands and
+//! replies included) and its durable consumers feed its participant (saga commands) and, for the
+//! order service, the Create Order saga's orchestrator (replies). `annals ftgo serve` runs this
+//! in its own process, one per service, each on its own store.
+
+use std::future::Future;
+use std::time::Duration;
+
+use annals::consume::ErrorPolicy;
+use annals::error::BoxError;
+use annals::relay::{Leases, Relay};
+use annals::saga::{ParticipantHandler, REPLY_STREAM_TYPE, SAGA_STREAM_TYPE};
+use annals_nats::{ConsumerOptions, NatsConsumer, NatsOptions, NatsPublisher};
+use tokio::task::JoinSet;
+
+use crate::in_process::ServiceStore;
+use crate::services::{AccountingService, ConsumerService, KitchenService, OrderService};
+
+/// A service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// Orders, and the Create Order saga's orchestrator.
+    Order,
+    /// Consumers.
+    Consumer,
+    /// Tickets.
+    Kitchen,
+    /// Accounts.
+    Accounting,
+}
+
+impl Service {
+    /// Every service.
+    pub const ALL: [Service; 4] = [Self::Order, Self::Consumer, Self::Kitchen, Self::Accounting];
+
+    /// Its name, e.g. `kitchen`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Order => "order",
+            Self::Consumer => "consumer",
+            Self::Kitchen => "kitchen",
+            Self::Accounting => "accounting",
+        }
+    }
+}
+
+fn consumer_options(durable: String, stream_type: &str) -> ConsumerOptions {
+    let mut o = ConsumerOptions::new(durable);
+    o.stream_types = vec![stream_type.to_owned()];
+    o.policy = ErrorPolicy::default();
+    o
+}
+
+/// Runs `service` on `store`: its relay (`ftgo-<service>`, lease `lease`) and its consumers
+/// (durables `ftgo-<service>` and, for the order service, `ftgo-create-order-saga`), until the
+/// future `stop()` makes completes; an error if a part stopped on its own.
+pub async fn serve<St, F, Fut>(
+    store: St,
+    service: Service,
+    options: NatsOptions,
+    lease: Duration,
+    stop: F,
+) -> Result<(), BoxError>
+where
+    St: ServiceStore + Leases + Sync,
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let name = service.name();
+    let js = annals_nats::connect(&options).await?;
+    let publisher = NatsPublisher::new(js.clone(), &options);
+    let mut tasks: JoinSet<Result<&'static str, BoxError>> = JoinSet::new();
+    let mut relay = Relay::new(format!("ftgo-{name}"), store.clone(), publisher).with_lease_ttl(lease);
+    let until = stop();
+    tasks.spawn(async move {
+        relay.run(until).await?;
+        Ok("relay")
+    });
+    let commands = consumer_options(format!("ftgo-{name}"), SAGA_STREAM_TYPE);
+    macro_rules! participant {
+        ($service:expr) => {{
+            let handler = ParticipantHandler::new(store.clone(), $service);
+            let consumer = NatsConsumer::new(js.clone(), options.clone(), commands, handler, store.clone());
+            let until = stop();
+            tasks.spawn(async move {
+                consumer.run(until).await?;
+                Ok("participant")
+            });
+        }};
+    }
+    match service {
+        Service::Order => {
+            let orders = OrderService::new(store.clone());
+            let replies = consumer_options("ftgo-create-order-saga".into(), REPLY_STREAM_TYPE);
+            let orchestrator = orders.sagas().clone();
+            let consumer = NatsConsumer::new(js.clone(), options.clone(), replies, orchestrator, store.clone());
+            let until = stop();
+            tasks.spawn(async move {
+                consumer.run(until).await?;
+                Ok("orchestrator")
+            });
+            participant!(orders);
+        }
+        Service::Consumer => participant!(ConsumerService::new(store.clone())),
+        Service::Kitchen => participant!(KitchenService::new(store.clone())),
+        Service::Accounting => participant!(AccountingService::new(store.clone())),
+    }
+    let mut outcome: Result<(), BoxError> = tokio::select! {
+        () = stop() => Ok(()),
+        Some(done) = tasks.join_next() => Err(match done {
+            Ok(Ok(part)) => format!("the {name} service's {part} stopped").into(),
+            Ok(Err(e)) => e,
+            Err(e) => format!("a task of the {name} service panicked: {e}").into(),
+        }),
+    };
+    if outcome.is_err() {
+        tasks.abort_all();
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let (Ok(()), Ok(Err(e))) = (&outcome, done) {
+            outcome = Err(e);
+        }
+    }
+    outcome
+}
