@@ -104,7 +104,7 @@ impl Inbox for PostgresStore {
         let client = self.client().await?;
         let outcome = crate::append::append_guarded(&client, &appends, Some((consumer, message_id))).await?;
         if outcome.is_some() {
-            self.shared.sequencer.notify_one();
+            self.appended();
         }
         Ok(outcome)
     }

@@ -75,8 +75,48 @@ struct Shared {
     listener: OnceCell<Listener>,
     /// Wakes the background sequencer (after each append).
     sequencer: Arc<Notify>,
+    /// Appends this store committed, and how many of them the background sequencer has
+    /// sequenced: while they differ, a read at the head sequences first (read your own appends).
+    progress: Arc<SequencerProgress>,
     sequencer_task: tokio::task::JoinHandle<()>,
 }
+
+/// Counts of appends committed by a store and sequenced by its background sequencer.
+#[derive(Default)]
+struct SequencerProgress {
+    committed: std::sync::atomic::AtomicU64,
+    sequenced: std::sync::atomic::AtomicU64,
+    /// Woken after each background run.
+    advanced: Notify,
+}
+
+impl SequencerProgress {
+    fn all_sequenced(&self) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        self.sequenced.load(Acquire) >= self.committed.load(Acquire)
+    }
+
+    /// Waits until the background sequencer has sequenced every append committed so far, at
+    /// most `patience`; false if it has not.
+    async fn caught_up(&self, patience: Duration) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        let target = self.committed.load(Acquire);
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let advanced = self.advanced.notified();
+            if self.sequenced.load(Acquire) >= target {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+                return self.sequenced.load(Acquire) >= target;
+            }
+        }
+    }
+}
+
+/// How long a reader waits for the background sequencer to sequence this store's own appends
+/// before it runs the sequencer itself (taking its lock).
+const SEQUENCER_PATIENCE: Duration = Duration::from_millis(50);
 
 /// The listening task (aborted when the store's last clone goes).
 struct Listener(tokio::task::JoinHandle<()>);
@@ -144,15 +184,18 @@ impl PostgresStore {
             .build()
             .map_err(StoreError::backend)?;
         let sequencer = Arc::new(Notify::new());
+        let progress = Arc::new(SequencerProgress::default());
+        let head = watch::Sender::new(0);
         let store = Self {
             shared: Arc::new(Shared {
                 pool: pool.clone(),
                 config,
                 schema: options.schema,
-                head: watch::Sender::new(0),
+                head: head.clone(),
                 listener: OnceCell::new(),
-                sequencer_task: spawn_sequencer(pool.clone(), sequencer.clone()),
+                sequencer_task: spawn_sequencer(pool.clone(), sequencer.clone(), progress.clone(), head),
                 sequencer,
+                progress,
             }),
         };
         // Sequence anything a crashed appender left behind, and learn the head.
@@ -204,6 +247,26 @@ impl PostgresStore {
             .await;
     }
 
+    /// Makes sure this store's own appends are sequenced — by the background sequencer, or, if
+    /// it is slow, here — and returns the head as known after it.
+    async fn sequence_own_appends(&self) -> Result<u64, StoreError> {
+        if self.shared.progress.caught_up(SEQUENCER_PATIENCE).await {
+            return Ok(*self.shared.head.borrow());
+        }
+        let head = self.assign_positions().await?;
+        advance_head(&self.shared.head, head);
+        Ok(head)
+    }
+
+    /// Counts a committed append and wakes the background sequencer.
+    pub(crate) fn appended(&self) {
+        self.shared
+            .progress
+            .committed
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.shared.sequencer.notify_one();
+    }
+
     /// Runs an event query. Rows committed but not yet sequenced (their appender is between its
     /// commit and the sequencer's next run) are sequenced and the query runs once more; rows
     /// that committed after the first run and have no position yet are left out of the second
@@ -253,16 +316,30 @@ async fn assign_positions(pool: &Pool, check_first: bool) -> Result<u64, StoreEr
 /// The background sequencer: after appends (coalesced: a burst of appends wakes it once or
 /// twice), gives their events global positions, so followers see them within milliseconds
 /// without any appender waiting for it.
-fn spawn_sequencer(pool: Pool, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+fn spawn_sequencer(
+    pool: Pool,
+    wake: Arc<Notify>,
+    progress: Arc<SequencerProgress>,
+    head: watch::Sender<u64>,
+) -> tokio::task::JoinHandle<()> {
+    use std::sync::atomic::Ordering::{AcqRel, Acquire};
     tokio::spawn(async move {
         loop {
             wake.notified().await;
             // Let a burst of appends gather, so one run sequences many.
             tokio::time::sleep(SEQUENCER_GATHER).await;
-            if let Err(e) = assign_positions(&pool, false).await {
-                // Nothing is lost: the next append, read or waiting reader sequences instead.
-                tracing::warn!(error = %e, "annals-postgres: background sequencing failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            let upto = progress.committed.load(Acquire);
+            match assign_positions(&pool, false).await {
+                Ok(position) => {
+                    advance_head(&head, position);
+                    progress.sequenced.fetch_max(upto, AcqRel);
+                    progress.advanced.notify_waiters();
+                }
+                Err(e) => {
+                    // Nothing is lost: the next append, read or waiting reader sequences instead.
+                    tracing::warn!(error = %e, "annals-postgres: background sequencing failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     })
@@ -286,7 +363,7 @@ impl EventStore for PostgresStore {
         annals::store::validate_append(&appends)?;
         let client = self.client().await?;
         let outcome = append::append(&client, &appends).await?;
-        self.shared.sequencer.notify_one();
+        self.appended();
         Ok(outcome)
     }
 
@@ -301,13 +378,20 @@ impl EventStore for PostgresStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Taken before the query: appends sequenced after it started are not in its answer.
+        let own_pending = !self.shared.progress.all_sequenced();
         let mut events = self
             .query_events(LOG_AFTER, &[&to_i64(after), &to_i64(limit as u64)])
             .await?;
         // At the head: sequence what has committed but has no position yet (an append that
-        // returned a moment ago, say), so a reader sees its own appends.
+        // returned a moment ago, here or in another process), so a reader sees it. This store's
+        // own appends are left to its background sequencer, which runs within milliseconds
+        // (waiting beats contending for the sequencer's lock); then the look for others' runs.
         if events.len() < limit {
             let seen = events.last().map_or(after, |e| e.global_position);
+            if own_pending {
+                self.sequence_own_appends().await?;
+            }
             if self.assign_positions().await? > seen {
                 let more = self
                     .query_events(LOG_AFTER, &[&to_i64(seen), &to_i64((limit - events.len()) as u64)])
@@ -322,19 +406,25 @@ impl EventStore for PostgresStore {
         self.ensure_listener().await;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.shared.head.subscribe();
+        // The sequencers' notifications move the head; a sweep (running the sequencer here)
+        // happens when a nap ends without one — an appender that died before its sequencer ran
+        // — and for a caller that will not wait.
+        let mut sweep = timeout.is_zero();
         loop {
             let known = *rx.borrow_and_update();
             if known > after {
                 return Ok(known);
             }
-            let head = self.assign_positions().await?;
-            advance_head(&self.shared.head, head);
             let now = tokio::time::Instant::now();
-            if head > after || now >= deadline {
-                return Ok(head.max(known));
+            if sweep {
+                let head = self.assign_positions().await?;
+                advance_head(&self.shared.head, head);
+                if head > after || now >= deadline {
+                    return Ok(head.max(known));
+                }
             }
-            let nap = (deadline - now).min(SWEEP);
-            let _ = tokio::time::timeout(nap, rx.changed()).await;
+            let nap = deadline.saturating_duration_since(now).min(SWEEP);
+            sweep = tokio::time::timeout(nap, rx.changed()).await.is_err();
         }
     }
 

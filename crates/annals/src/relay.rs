@@ -1,7 +1,8 @@
 //! The relay: publishes every committed event to a message broker, in committed order, at least
 //! once (DESIGN §1.5, §6). This is the polling source: it reads the global log from a durable
 //! cursor (a checkpoint named `relay.<name>`, so `annals status` shows its lag) and stores the
-//! cursor only after the broker acknowledged everything before it. Broker or database outages are
+//! cursor only after the broker acknowledged everything before it — when it has caught up, and
+//! every 100 ms while it is busy, so the cursor's commit is not on every batch's path. Broker or database outages are
 //! waited out with a doubling backoff; nothing is skipped.
 //!
 //! One relay per name is active at a time: it holds a lease (a row in the store's `leases`
@@ -17,6 +18,9 @@ use crate::consume::Checkpoints;
 use crate::error::{BoxError, StoreError};
 use crate::event::RecordedEvent;
 use crate::store::EventStore;
+
+/// How often a busy relay stores its cursor (an idle one stores it as soon as it caught up).
+const CURSOR_EVERY: Duration = Duration::from_millis(100);
 
 /// A broker the relay publishes to.
 pub trait Publisher: Send + Sync {
@@ -113,7 +117,13 @@ where
         let mut progress = RelayProgress::default();
         let result = loop {
             tokio::select! {
-                () = &mut stop => break Ok(progress),
+                () = &mut stop => {
+                    // What was published since the cursor was last stored.
+                    if progress.published > 0 {
+                        let _ = self.store.save_checkpoint(&self.checkpoint_name(), progress.position).await;
+                    }
+                    break Ok(progress);
+                }
                 ran = self.lead(&mut progress) => match ran {
                     // The lease was lost: wait for it again.
                     Ok(()) => continue,
@@ -144,6 +154,8 @@ where
             }
         };
         let mut renewed = Instant::now();
+        let (mut saved, mut saved_at) = (progress.position, Instant::now());
+        let mut at_head = false;
         loop {
             if renewed.elapsed() >= renew_every {
                 if !self.hold().await {
@@ -151,6 +163,17 @@ where
                     return Ok(());
                 }
                 renewed = Instant::now();
+            }
+            if at_head {
+                // Caught up: store the cursor before waiting, so a restart repeats nothing.
+                if saved < progress.position {
+                    match self.store.save_checkpoint(&cursor, progress.position).await {
+                        Ok(()) => saved = progress.position,
+                        Err(e) => tracing::warn!(relay = %self.name, error = %e, "cannot store the relay cursor"),
+                    }
+                }
+                let _ = self.store.wait_for_new(progress.position, renew_every).await;
+                at_head = false;
             }
             let events = match self.store.read_all(progress.position, self.batch).await {
                 Ok(events) => events,
@@ -162,7 +185,7 @@ where
                 }
             };
             let Some(last) = events.last().map(|e| e.global_position) else {
-                let _ = self.store.wait_for_new(progress.position, renew_every).await;
+                at_head = true;
                 continue;
             };
             if let Err(e) = self.publisher.publish(&events).await {
@@ -171,15 +194,19 @@ where
                 backoff = pause(backoff, self.max_backoff).await;
                 continue;
             }
-            if let Err(e) = self.store.save_checkpoint(&cursor, last).await {
-                // Published but not recorded: the batch goes out again, de-duplicated downstream.
-                tracing::warn!(relay = %self.name, error = %e, "cannot store the relay cursor; retrying");
-                progress.retries += 1;
-                backoff = pause(backoff, self.max_backoff).await;
-                continue;
-            }
             backoff = Duration::from_millis(50);
             progress.position = last;
+            // A short batch was the head: wait for more rather than read an empty page.
+            at_head = events.len() < self.batch;
+            // Under load the cursor is stored at most every CURSOR_EVERY, not after every batch:
+            // a crash repeats what was published since, which the broker and the inbox absorb.
+            if saved_at.elapsed() >= CURSOR_EVERY {
+                match self.store.save_checkpoint(&cursor, last).await {
+                    Ok(()) => saved = last,
+                    Err(e) => tracing::warn!(relay = %self.name, error = %e, "cannot store the relay cursor"),
+                }
+                saved_at = Instant::now();
+            }
             progress.published += events.len() as u64;
             if let Some(f) = &mut self.on_progress {
                 f(*progress);

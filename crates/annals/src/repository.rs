@@ -92,6 +92,7 @@ pub struct Decided<A: Aggregate> {
 pub struct Repository<A: Aggregate, S> {
     store: S,
     snapshots: Option<Snapshots<A>>,
+    cache: Option<Cache<A>>,
     max_attempts: u32,
     _aggregate: PhantomData<fn() -> A>,
 }
@@ -102,6 +103,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         Self {
             store,
             snapshots: None,
+            cache: None,
             max_attempts: 3,
             _aggregate: PhantomData,
         }
@@ -217,7 +219,19 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: &A::Command,
         metadata: &Metadata,
     ) -> Result<Decided<A>, RepositoryError<A::Error>> {
-        let Loaded { mut state, version, .. } = self.load(id).await?;
+        let loaded = self.load(id).await?;
+        self.decide_on(id, loaded, command, metadata)
+    }
+
+    /// [`decide`](Self::decide) on a state already loaded.
+    fn decide_on(
+        &self,
+        id: &StreamId,
+        loaded: Loaded<A>,
+        command: &A::Command,
+        metadata: &Metadata,
+    ) -> Result<Decided<A>, RepositoryError<A::Error>> {
+        let Loaded { mut state, version, .. } = loaded;
         let events = state.handle(command).map_err(RepositoryError::Rejected)?;
         if events.is_empty() {
             return Ok(Decided {
@@ -276,12 +290,33 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let cached = self.cache.as_ref().and_then(|c| c.get(id));
+            let from_cache = cached.is_some();
+            let loaded = match cached {
+                Some(loaded) => loaded,
+                None => self.load(id).await?,
+            };
+            let decided = self.decide_on(id, loaded, command, metadata);
+            // A refusal or a no-op decided on a cached state is decided again on the stored one
+            // (the cache may be behind another writer's appends; an append would have said so).
+            if from_cache
+                && matches!(
+                    &decided,
+                    Err(RepositoryError::Rejected(_)) | Ok(Decided { append: None, .. })
+                )
+            {
+                if let Some(c) = &self.cache {
+                    c.forget(id);
+                }
+                attempts -= 1;
+                continue;
+            }
             let Decided {
                 append,
                 version,
                 events,
                 state,
-            } = self.decide(id, command, metadata).await?;
+            } = decided?;
             let Some(append) = append else {
                 return Ok(Executed {
                     version,
@@ -294,6 +329,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let snapshot_taken = append.snapshot.is_some();
             match self.store.append(vec![append]).await {
                 Ok(_) => {
+                    if let Some(c) = &self.cache {
+                        c.put(id, &state, version);
+                    }
                     return Ok(Executed {
                         version,
                         events,
@@ -303,11 +341,66 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     });
                 }
                 Err(e) if e.is_conflict() && attempts < self.max_attempts => {
+                    if let Some(c) = &self.cache {
+                        c.forget(id);
+                    }
                     tracing::debug!(stream = %id, attempts, "conflict, retrying command");
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+impl<A: Aggregate + Clone, S: EventStore> Repository<A, S> {
+    /// Keeps the states of up to `capacity` aggregates this repository stored last, so
+    /// [`execute`](Self::execute) on one of them skips the load. Safe with other writers: an
+    /// append from a stale state conflicts and is retried from the store, and a refusal or a
+    /// no-op decided on a cached state is decided again on the stored one. For a process that
+    /// is the main writer of hot aggregates (a saga orchestrator).
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(Cache {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            capacity: capacity.max(1),
+            copy: A::clone,
+        });
+        self
+    }
+}
+
+/// States this repository stored last, by stream.
+struct Cache<A> {
+    entries: std::sync::Mutex<std::collections::HashMap<StreamId, (A, u64)>>,
+    capacity: usize,
+    copy: fn(&A) -> A,
+}
+
+impl<A> Cache<A> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<StreamId, (A, u64)>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &StreamId) -> Option<Loaded<A>> {
+        self.entries().get(id).map(|(state, version)| Loaded {
+            state: (self.copy)(state),
+            version: *version,
+            from_snapshot: None,
+        })
+    }
+
+    fn put(&self, id: &StreamId, state: &A, version: u64) {
+        let mut entries = self.entries();
+        if entries.len() >= self.capacity && !entries.contains_key(id) {
+            // Room for one more: drop any entry (the next use of it loads from the store).
+            if let Some(victim) = entries.keys().next().cloned() {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(id.clone(), ((self.copy)(state), version));
+    }
+
+    fn forget(&self, id: &StreamId) {
+        self.entries().remove(id);
     }
 }
 

@@ -24,14 +24,22 @@ pub struct Services {
     tasks: Vec<(String, JoinHandle<Result<Progress, ConsumeError>>)>,
 }
 
-fn spawn_runner<St: ServiceStore, H: EventHandler + 'static>(
+/// Sagas each service works on at once (each saga's messages stay in order in one lane).
+const LANES: usize = 16;
+/// How often a busy service stores its checkpoint (handlers are idempotent: a restart repeats
+/// at most this much).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+fn spawn_runner<St: ServiceStore, H: EventHandler + Clone + 'static>(
     store: &St,
     name: &str,
     stream_type: &str,
     handler: H,
     stop: &watch::Sender<bool>,
 ) -> (String, JoinHandle<Result<Progress, ConsumeError>>) {
-    let subscription = Subscription::new(name, store.clone(), handler);
+    let subscription = Subscription::new(name, store.clone(), handler)
+        .with_lanes(LANES)
+        .with_checkpoint_every(CHECKPOINT_EVERY);
     let mut runner = Runner::new(store.clone(), subscription).only_stream_types([stream_type]);
     let mut stopped = stop.subscribe();
     let task = tokio::spawn(async move {

@@ -106,6 +106,8 @@ where
         Service::Accounting => participant!(AccountingService::new(store.clone())),
     }
     let mut outcome: Result<(), BoxError> = tokio::select! {
+        // First: on a stop, the parts end too, and that is not a failure.
+        biased;
         () = stop() => Ok(()),
         Some(done) = tasks.join_next() => Err(match done {
             Ok(Ok(part)) => format!("the {name} service's {part} stopped").into(),

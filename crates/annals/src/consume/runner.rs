@@ -10,6 +10,9 @@ use crate::store::{EventStore, ReadStream};
 
 use super::{DeadLetters, ErrorPolicy, Exhausted, ParkedState};
 
+/// How often a running consumer looks for parked messages an operator asked to retry.
+const PARKED_EVERY: Duration = Duration::from_secs(1);
+
 /// A handled batch failed at `events[index]` (`index == events.len()`: the commit itself failed);
 /// events before `committed` are done (handled and checkpointed), later ones are not.
 #[derive(Debug)]
@@ -38,6 +41,12 @@ pub trait Consumer: Send {
     /// Handles one event again (a parked message an operator asked to retry), without moving the
     /// checkpoint.
     fn handle_again(&mut self, event: &RecordedEvent) -> impl Future<Output = Result<(), BoxError>> + Send;
+    /// Stores a checkpoint the consumer has held back (see
+    /// [`Subscription::with_checkpoint_every`](super::Subscription::with_checkpoint_every)); the
+    /// runner calls it before it waits for new events and when it stops.
+    fn flush(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Why a consumer stopped.
@@ -141,6 +150,7 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
                 break;
             }
         }
+        self.consumer.flush().await?;
         Ok(progress)
     }
 
@@ -151,18 +161,25 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
             position: self.consumer.checkpoint().await?,
             ..Progress::default()
         };
+        let mut parked_checked: Option<std::time::Instant> = None;
         loop {
-            self.retry_parked().await?;
+            // Operators' retries are looked for at most once a second, not on every batch.
+            if parked_checked.is_none_or(|t| t.elapsed() >= PARKED_EVERY) {
+                self.retry_parked().await?;
+                parked_checked = Some(std::time::Instant::now());
+            }
             let head = self.store.head_position().await?;
             if progress.position >= head {
+                self.consumer.flush().await?;
                 tokio::select! {
                     () = &mut stop => return Ok(progress),
-                    waited = self.store.wait_for_new(progress.position, Duration::from_secs(5)) => { waited?; }
+                    waited = self.store.wait_for_new(progress.position, Duration::from_secs(1)) => { waited?; }
                 }
                 continue;
             }
             self.step(&mut progress, head).await?;
             if futures_now(&mut stop) {
+                self.consumer.flush().await?;
                 return Ok(progress);
             }
         }

@@ -14,6 +14,10 @@ use super::Saga;
 use super::instance::{NeverRefused, SagaInput, SagaInstance};
 use super::message::Reply;
 
+/// Sagas whose state an orchestrator keeps between steps (it is their only writer, so a step
+/// needs no load).
+const CACHED_SAGAS: usize = 10_000;
+
 /// Why starting a saga or handling a reply failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -71,7 +75,7 @@ impl<S: Saga, St: EventStore> Orchestrator<S, St> {
     /// An orchestrator keeping its sagas in `store`.
     pub fn new(store: St) -> Self {
         Self {
-            repo: Arc::new(Repository::new(store).with_max_attempts(10)),
+            repo: Arc::new(Repository::new(store).with_max_attempts(10).with_cache(CACHED_SAGAS)),
         }
     }
 

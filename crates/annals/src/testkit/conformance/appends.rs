@@ -5,12 +5,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{amounts, ev, sid, snapshot_of_store};
-use crate::error::StoreError;
+use crate::error::{RepositoryError, StoreError};
 use crate::event::Metadata;
 use crate::ids::ExpectedVersion;
 use crate::repository::Repository;
 use crate::store::{EventStore, ReadStream, StreamAppend};
-use crate::testkit::fixtures::{Tally, TallyCommand};
+use crate::testkit::fixtures::{Tally, TallyCommand, TallyError};
 
 /// §1.1: versions 1, 2, 3 … without gaps; every expectation kind is checked; a failed check
 /// stores nothing and names the stream, the expected and the actual version.
@@ -406,4 +406,45 @@ pub async fn lost_answers_are_retried_idempotently<S: EventStore>(store: S) {
         .await
         .unwrap();
     assert_eq!(done.version, 1);
+}
+
+/// §1.1 through a repository that keeps states between commands: a stale cached state never
+/// stores a wrong event (its append conflicts and the command runs again on the stored state),
+/// and a refusal or no-op decided on a stale state is decided again.
+pub async fn cached_repositories_stay_correct_beside_other_writers<S: EventStore + Clone>(store: S) {
+    let cached = Repository::<Tally, _>::new(store.clone()).with_cache(4);
+    let other = Repository::<Tally, _>::new(store.clone());
+    let t = sid("tally-cached");
+    let meta = Metadata::default();
+    cached.execute(&t, &TallyCommand::Add(1), &meta).await.unwrap();
+    other.execute(&t, &TallyCommand::Add(10), &meta).await.unwrap();
+    // The cache says total 1 at v1; the store has 11 at v2.
+    let done = cached.execute(&t, &TallyCommand::Add(100), &meta).await.unwrap();
+    assert_eq!((done.state.total, done.version, done.attempts), (111, 3, 2));
+    other.execute(&t, &TallyCommand::Reset, &meta).await.unwrap();
+    // The cache says 111: a reset is allowed on it, and on the store (total 0) it is refused.
+    let refused = cached.execute(&t, &TallyCommand::Reset, &meta).await;
+    assert!(
+        matches!(refused, Err(RepositoryError::Rejected(TallyError::AlreadyZero))),
+        "{refused:?}"
+    );
+    other.execute(&t, &TallyCommand::Add(5), &meta).await.unwrap();
+    // Evictions keep at most 4 states; every stream still answers right.
+    for i in 0..8 {
+        let s = sid(&format!("tally-cached-{i}"));
+        cached.execute(&s, &TallyCommand::Add(i + 1), &meta).await.unwrap();
+        cached.execute(&s, &TallyCommand::Add(1), &meta).await.unwrap();
+        assert_eq!(cached.load(&s).await.unwrap().state.total, i + 2);
+    }
+    let done = cached.execute(&t, &TallyCommand::Add(2), &meta).await.unwrap();
+    assert_eq!(
+        (done.state.total, done.state.history.clone()),
+        (7, vec![1, 10, 100, 5, 2])
+    );
+    let events = store.read_stream(&t, ReadStream::all()).await.unwrap();
+    assert_eq!(
+        events.len(),
+        6,
+        "1, 10, 100, reset, 5, 2: nothing stored from a stale state"
+    );
 }
