@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             subscriptions_catch_up_then_follow_from_a_durable_checkpoint
         );
         $crate::__conformance_case!($factory, inbox_makes_redelivered_messages_harmless);
+        $crate::__conformance_case!($factory, subscriptions_with_lanes_keep_each_stream_in_order);
         $crate::__conformance_case!($factory, failing_messages_are_retried_parked_or_stop);
         $crate::__conformance_case!(
             $factory,
