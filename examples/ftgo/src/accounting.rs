@@ -30,6 +30,13 @@ pub enum AccountEvent {
         /// The amount, in cents.
         amount_cents: i64,
     },
+    /// An authorization was given back (the order was cancelled).
+    AuthorizationReversed {
+        /// The order.
+        order_id: String,
+        /// The amount, in cents.
+        amount_cents: i64,
+    },
 }
 
 impl DomainEvent for AccountEvent {}
@@ -48,6 +55,11 @@ pub enum AccountCommand {
         order_id: String,
         /// The amount, in cents.
         amount_cents: i64,
+    },
+    /// Give an order's authorization back (nothing happens if it has none).
+    Reverse {
+        /// The order.
+        order_id: String,
     },
 }
 
@@ -94,6 +106,16 @@ impl Aggregate for Account {
                 order_id: order_id.clone(),
                 amount_cents: *amount_cents,
             }]),
+            AccountCommand::Reverse { .. } if !self.open => Err(AccountError::NotFound),
+            AccountCommand::Reverse { order_id } => Ok(self
+                .authorized
+                .iter()
+                .filter(|(o, _)| o == order_id)
+                .map(|(_, amount)| AccountEvent::AuthorizationReversed {
+                    order_id: order_id.clone(),
+                    amount_cents: *amount,
+                })
+                .collect()),
         }
     }
 
@@ -105,6 +127,9 @@ impl Aggregate for Account {
             }
             AccountEvent::CardAuthorized { order_id, amount_cents } => {
                 self.authorized.push((order_id.clone(), *amount_cents));
+            }
+            AccountEvent::AuthorizationReversed { order_id, .. } => {
+                self.authorized.retain(|(o, _)| o != order_id);
             }
         }
     }

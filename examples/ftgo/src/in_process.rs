@@ -20,7 +20,7 @@ impl<T: EventStore + Inbox + Checkpoints + DeadLetters + Clone + 'static> Servic
 
 /// The running services; [`Services::stop`] ends them.
 pub struct Services {
-    stop: watch::Sender<bool>,
+    stops: Vec<watch::Sender<bool>>,
     tasks: Vec<(String, JoinHandle<Result<Progress, ConsumeError>>)>,
 }
 
@@ -89,13 +89,40 @@ pub fn spawn<St: ServiceStore>(store: &St) -> Services {
             &stop,
         ),
     ];
-    Services { stop, tasks }
+    Services {
+        stops: vec![stop],
+        tasks,
+    }
+}
+
+/// Runs `handler` as the subscription `name` on `store`, reading streams of `stream_type`,
+/// with the services' lanes and checkpointing.
+pub fn spawn_runners<St: ServiceStore, H: EventHandler + Clone + 'static>(
+    store: &St,
+    name: &str,
+    stream_type: &str,
+    handler: H,
+) -> Services {
+    let (stop, _) = watch::channel(false);
+    let task = spawn_runner(store, name, stream_type, handler, &stop);
+    Services {
+        stops: vec![stop],
+        tasks: vec![task],
+    }
 }
 
 impl Services {
+    /// Adds `other`'s subscriptions to these (one stop ends all).
+    pub fn merge(&mut self, other: Services) {
+        self.stops.extend(other.stops);
+        self.tasks.extend(other.tasks);
+    }
+
     /// Stops every service and waits for them; the first error any of them stopped with.
     pub async fn stop(self) -> Result<(), String> {
-        let _ = self.stop.send(true);
+        for stop in &self.stops {
+            let _ = stop.send(true);
+        }
         let mut first = Ok(());
         for (name, task) in self.tasks {
             let outcome = match task.await {

@@ -68,7 +68,8 @@ pub enum TicketCommand {
     },
     /// Confirm a pending ticket.
     Confirm,
-    /// Cancel a pending ticket (nothing happens if it is cancelled already).
+    /// Cancel a ticket the restaurant has not accepted (nothing happens if it is cancelled
+    /// already).
     Cancel,
 }
 
@@ -116,14 +117,10 @@ impl Aggregate for Ticket {
             (TicketCommand::Create { .. }, _) => Err(TicketError::AlreadyExists),
             (_, New) => Err(TicketError::NotFound),
             (TicketCommand::Confirm, CreatePending) => Ok(vec![TicketEvent::TicketConfirmed]),
-            (TicketCommand::Cancel, CreatePending) => Ok(vec![TicketEvent::TicketCancelled]),
+            (TicketCommand::Cancel, CreatePending | AwaitingAcceptance) => Ok(vec![TicketEvent::TicketCancelled]),
             (TicketCommand::Cancel, Cancelled) => Ok(Vec::new()),
             (TicketCommand::Confirm, state) => Err(TicketError::InvalidState {
                 command: "confirm",
-                state,
-            }),
-            (TicketCommand::Cancel, state) => Err(TicketError::InvalidState {
-                command: "cancel",
                 state,
             }),
         }

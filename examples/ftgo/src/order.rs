@@ -104,6 +104,10 @@ pub enum OrderEvent {
     OrderCancelled {
         /// Why.
         reason: String,
+        /// The consumer (so the services that react need not ask the Order Service); empty in
+        /// events stored before it was carried.
+        #[serde(default)]
+        consumer_id: String,
     },
 }
 
@@ -234,9 +238,10 @@ impl Aggregate for Order {
                     total_cents,
                 }])
             }
-            (OrderCommand::Cancel { reason }, ApprovalPending | Approved) => {
-                Ok(vec![OrderEvent::OrderCancelled { reason: reason.clone() }])
-            }
+            (OrderCommand::Cancel { reason }, ApprovalPending | Approved) => Ok(vec![OrderEvent::OrderCancelled {
+                reason: reason.clone(),
+                consumer_id: self.consumer_id.clone(),
+            }]),
             _ => Err(invalid()),
         }
     }
@@ -268,7 +273,7 @@ impl Aggregate for Order {
                 self.total_cents = *total_cents;
                 self.revisions += 1;
             }
-            OrderEvent::OrderCancelled { reason } => {
+            OrderEvent::OrderCancelled { reason, .. } => {
                 self.state = OrderState::Cancelled;
                 self.reason = Some(reason.clone());
             }

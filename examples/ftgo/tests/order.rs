@@ -68,6 +68,7 @@ fn approve_revise_cancel() {
         })
         .then([OrderEvent::OrderCancelled {
             reason: "changed my mind".into(),
+            consumer_id: "c-1".into(),
         }]);
     assert_eq!(state.state, OrderState::Cancelled);
 }
@@ -77,17 +78,23 @@ fn commands_out_of_order_are_refused() {
     given::<Order>([])
         .when(OrderCommand::Approve)
         .then_error(|e| *e == OrderError::NotFound);
-    given::<Order>([created(), OrderEvent::OrderCancelled { reason: "x".into() }])
-        .when(OrderCommand::Revise { line_items: lines() })
-        .then_error(|e| {
-            matches!(
-                e,
-                OrderError::InvalidState {
-                    command: "revise",
-                    state: OrderState::Cancelled
-                }
-            )
-        });
+    given::<Order>([
+        created(),
+        OrderEvent::OrderCancelled {
+            reason: "x".into(),
+            consumer_id: "c-1".into(),
+        },
+    ])
+    .when(OrderCommand::Revise { line_items: lines() })
+    .then_error(|e| {
+        matches!(
+            e,
+            OrderError::InvalidState {
+                command: "revise",
+                state: OrderState::Cancelled
+            }
+        )
+    });
     given::<Order>([created(), OrderEvent::OrderApproved])
         .when(OrderCommand::Approve)
         .then_error(|e| matches!(e, OrderError::InvalidState { command: "approve", .. }));

@@ -161,6 +161,7 @@ pub fn sample_order(i: usize) -> (annals::StreamId, Vec<annals::NewEvent>) {
         }),
         2 => events.push(OrderEvent::OrderCancelled {
             reason: "changed my mind".into(),
+            consumer_id: format!("consumer-{}", i % 7),
         }),
         _ => {}
     }
