@@ -65,10 +65,11 @@ struct Endings {
 }
 
 impl Endings {
-    fn follow<St: EventStore + 'static>(&self, store: St) -> tokio::task::JoinHandle<()> {
+    /// Follows from position `from` on.
+    fn follow<St: EventStore + 'static>(&self, store: St, from: u64) -> tokio::task::JoinHandle<()> {
         let (waiting, times) = (Arc::clone(&self.waiting), Arc::clone(&self.times));
         tokio::spawn(async move {
-            let mut at = store.head_position().await.unwrap();
+            let mut at = from;
             loop {
                 let page = store.read_all(at, 1000).await.unwrap();
                 for e in &page {
@@ -189,7 +190,8 @@ async fn phase<St: EventStore + Clone + 'static>(
     pace: Option<Duration>,
 ) -> Sample {
     let endings = Endings::default();
-    let follower = endings.follow(store.clone());
+    let from = store.head_position().await.unwrap();
+    let follower = endings.follow(store.clone(), from);
     let started = SystemTime::now();
     let ids = place(store, &endings, tag, clients, pace, secs()).await;
     follower.abort();
