@@ -56,12 +56,15 @@ fn lines() -> Vec<LineItem> {
     vec![LineItem::new("m-7", "Chicken Vindaloo", 2, 1_250)]
 }
 
+/// When a saga started and, once it has, ended.
+type StartEnd = (SystemTime, Option<SystemTime>);
+
 /// Follows `store`'s log: records when each saga started and ended (as the store recorded
 /// them) and tells each waiter when its saga ends.
 #[derive(Clone, Default)]
 struct Endings {
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>,
-    times: Arc<Mutex<HashMap<String, (SystemTime, Option<SystemTime>)>>>,
+    times: Arc<Mutex<HashMap<String, StartEnd>>>,
 }
 
 impl Endings {
