@@ -279,6 +279,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         })
     }
 
+    /// Tells the cache (if on) that `decided` was stored, by the caller, together with other
+    /// appends: the next [`execute`](Self::execute) on that aggregate needs no load.
+    pub fn stored(&self, id: &StreamId, decided: &Decided<A>) {
+        if let Some(c) = &self.cache {
+            c.put(id, &decided.state, decided.version);
+        }
+    }
+
     /// Runs `command` against the aggregate `id`: load, handle, append with the loaded version
     /// expected; on conflict, tries again with fresh state up to the configured number of times.
     pub async fn execute(

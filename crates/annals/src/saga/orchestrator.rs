@@ -7,7 +7,7 @@ use crate::consume::EventHandler;
 use crate::error::{BoxError, DecodeError, EncodeError, RepositoryError, StoreError};
 use crate::event::{Metadata, RecordedEvent};
 use crate::ids::StreamId;
-use crate::repository::{Decided, Repository};
+use crate::repository::Repository;
 use crate::store::{AppendOutcome, EventStore, StreamAppend};
 
 use super::Saga;
@@ -113,15 +113,17 @@ impl<S: Saga, St: EventStore> Orchestrator<S, St> {
             saga_id: id.to_string(),
             data,
         };
-        let Decided { append, .. } = self.repo.decide(id, &input, metadata).await?;
-        let Some(append) = append else {
+        let mut decided = self.repo.decide(id, &input, metadata).await?;
+        let Some(append) = decided.append.take() else {
             return Err(SagaRunError::AlreadyStarted {
                 saga_id: id.to_string(),
             });
         };
         let mut appends = with;
         appends.push(append);
-        Ok(self.repo.store().append(appends).await?)
+        let outcome = self.repo.store().append(appends).await?;
+        self.repo.stored(id, &decided);
+        Ok(outcome)
     }
 
     /// Handles `reply`; `false` if it changed nothing (a duplicate, a reply to a superseded
