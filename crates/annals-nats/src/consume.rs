@@ -36,6 +36,9 @@ pub struct ConsumerOptions {
     pub durable: String,
     /// Only these stream types (all when empty).
     pub stream_types: Vec<String>,
+    /// Only these event types (all when empty): others are acknowledged unread, told apart by
+    /// their `Annals-Event-Type` header (a saga participant wants `CommandIssued` only).
+    pub event_types: Vec<String>,
     /// Streams handled concurrently (each stream always in the same lane).
     pub lanes: usize,
     /// Retry, then park or stop.
@@ -50,6 +53,7 @@ impl ConsumerOptions {
         Self {
             durable: durable.into(),
             stream_types: Vec::new(),
+            event_types: Vec::new(),
             lanes: 16,
             policy: ErrorPolicy::default(),
             ack_wait: Duration::from_secs(30),
@@ -303,6 +307,13 @@ async fn lane<H: EventHandler, D: DeadLetters>(
     failed: mpsc::Sender<NatsConsumeError>,
 ) {
     while let Some(message) = rx.recv().await {
+        if !options.event_types.is_empty()
+            && !wire::event_type_of(message.headers.as_ref())
+                .is_some_and(|t| options.event_types.iter().any(|w| w == t))
+        {
+            ack(&message, &options.durable).await;
+            continue;
+        }
         let event = match wire::decode(message.headers.as_ref(), &message.payload) {
             Ok(event) => event,
             Err(why) => {

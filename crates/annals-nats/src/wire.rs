@@ -16,6 +16,11 @@ const STREAM_ID: &str = "Annals-Stream-Id";
 const STREAM_TYPE: &str = "Annals-Stream-Type";
 const VERSION: &str = "Annals-Version";
 const EVENT_TYPE: &str = "Annals-Event-Type";
+
+/// The event type a message's headers name, without decoding the message.
+pub fn event_type_of(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
+    headers?.get(EVENT_TYPE).map(|v| v.as_str())
+}
 const SCHEMA_VERSION: &str = "Annals-Schema-Version";
 const RECORDED_AT: &str = "Annals-Recorded-At";
 const MSG_ID: &str = "Nats-Msg-Id";

@@ -86,3 +86,50 @@ async fn one_stream_at_a_time_in_order_streams_in_parallel() {
     run.abort();
     delete_stream(&options).await;
 }
+
+/// With `event_types`, other events are acknowledged without reaching the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_event_types_asked_for_reach_the_handler() {
+    use annals::{ExpectedVersion, NewEvent, StreamId};
+    let options = unique_options(NATS_URL, "types");
+    let source = MemoryStore::new();
+    for i in 0..10 {
+        let kind = if i % 2 == 0 { "Wanted" } else { "Other" };
+        source
+            .append_to_stream(
+                StreamId::new(format!("s-{}", i % 3)).unwrap(),
+                "Typed",
+                ExpectedVersion::Any,
+                vec![NewEvent::from_value(kind, &serde_json::json!({ "i": i }))],
+            )
+            .await
+            .unwrap();
+    }
+    let events = source.read_all(0, usize::MAX).await.unwrap();
+    NatsPublisher::connect(&options)
+        .await
+        .unwrap()
+        .publish(&events)
+        .await
+        .unwrap();
+    let handler = Slow::default();
+    let counts = handler.0.clone();
+    let mut wanted = ConsumerOptions::new("wanted");
+    wanted.event_types = vec!["Wanted".into()];
+    let js = annals_nats::connect(&options).await.unwrap();
+    let consumer = NatsConsumer::new(js, options.clone(), wanted, handler, Arc::new(MemoryStore::new()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(consumer.run(async {
+        let _ = stopped.await;
+    }));
+    eventually(20, "the wanted events handled", || async {
+        counts.lock().unwrap().order.values().map(Vec::len).sum::<usize>() == 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stop.send(());
+    let progress = run.await.unwrap().unwrap();
+    assert_eq!(progress.handled, 5, "the others were acknowledged unread");
+    assert_eq!(counts.lock().unwrap().order.values().map(Vec::len).sum::<usize>(), 5);
+    delete_stream(&options).await;
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use annals::consume::ErrorPolicy;
 use annals::error::BoxError;
 use annals::relay::{Leases, Relay};
-use annals::saga::{ParticipantHandler, REPLY_STREAM_TYPE, SAGA_STREAM_TYPE};
+use annals::saga::{COMMAND_EVENT, ParticipantHandler, REPLY_EVENT, REPLY_STREAM_TYPE, SAGA_STREAM_TYPE};
 use annals_nats::{ConsumerOptions, NatsConsumer, NatsOptions, NatsPublisher};
 use tokio::task::JoinSet;
 
@@ -44,9 +44,10 @@ impl Service {
     }
 }
 
-fn consumer_options(durable: String, stream_type: &str) -> ConsumerOptions {
+fn consumer_options(durable: String, stream_type: &str, event_type: &str) -> ConsumerOptions {
     let mut o = ConsumerOptions::new(durable);
     o.stream_types = vec![stream_type.to_owned()];
+    o.event_types = vec![event_type.to_owned()];
     o.policy = ErrorPolicy::default();
     o
 }
@@ -76,7 +77,7 @@ where
         relay.run(until).await?;
         Ok("relay")
     });
-    let commands = consumer_options(format!("ftgo-{name}"), SAGA_STREAM_TYPE);
+    let commands = consumer_options(format!("ftgo-{name}"), SAGA_STREAM_TYPE, COMMAND_EVENT);
     macro_rules! participant {
         ($service:expr) => {{
             let handler = ParticipantHandler::new(store.clone(), $service);
@@ -91,7 +92,7 @@ where
     match service {
         Service::Order => {
             let orders = OrderService::new(store.clone());
-            let replies = consumer_options("ftgo-create-order-saga".into(), REPLY_STREAM_TYPE);
+            let replies = consumer_options("ftgo-create-order-saga".into(), REPLY_STREAM_TYPE, REPLY_EVENT);
             let orchestrator = orders.sagas().clone();
             let consumer = NatsConsumer::new(js.clone(), options.clone(), replies, orchestrator, store.clone());
             let until = stop();
