@@ -3,6 +3,7 @@
 //! Run the FTGO demo, list streams, show a stream's history and its state at any version or time
 //! (time travel), read and follow the global log, and append events from scripts.
 
+mod audit;
 mod backend;
 mod commands;
 mod consumers;
@@ -59,6 +60,12 @@ enum Command {
         /// Time travel: the state as of this time (RFC 3339, e.g. 2026-11-24T16:30:00Z).
         #[arg(long)]
         at_time: Option<String>,
+    },
+    /// The audit trail of a stream: each change with who made it, when, the message that caused
+    /// it (causation), its flow (correlation) and the events it stored.
+    Audit {
+        /// The stream id.
+        stream: String,
     },
     /// Read the global log from a position; `--follow` keeps streaming new events as they commit.
     Events {
@@ -235,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sagas::status(&store, cli.json).await
         }
         Command::Saga { action } => sagas::run(&store, action, cli.json).await,
+        Command::Audit { stream } => audit::run(&store, &stream, cli.json).await,
         Command::Parked { action } => consumers::parked(&store, action, cli.json).await,
         Command::Relay(args) => relay::run(store, args).await,
         Command::Ftgo { action } => ftgo_services::run(store, action).await,

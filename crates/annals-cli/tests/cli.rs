@@ -452,6 +452,41 @@ fn saga_demo_show_and_status(db: &Db) {
         status.contains("sagas: 3 (0 running, 1 succeeded, 2 compensated, 0 failed)"),
         "{status}"
     );
+    // The audit trail of the approved order: created by its consumer, approved by the order
+    // service because of the saga's ApproveOrder command, all in the saga's correlation.
+    let happy = list.iter().find(|s| s["status"] == "Succeeded").unwrap()["saga"]
+        .as_str()
+        .unwrap();
+    let order = happy.trim_start_matches("create-order~");
+    let audit = json_lines(&db.run(&["audit", order, "--json"]));
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit[0]["actor"].as_str().unwrap().starts_with("alice-"));
+    assert_eq!(audit[0]["events"][0]["event_type"], "OrderCreated");
+    assert_eq!(
+        (audit[1]["actor"].as_str(), audit[1]["events"][0]["event_type"].as_str()),
+        (Some("order-service"), Some("OrderApproved"))
+    );
+    let saga_changes = json_lines(&db.run(&["audit", happy, "--json"]));
+    let approve = saga_changes
+        .iter()
+        .flat_map(|c| c["events"].as_array().unwrap().iter())
+        .find(|e| e["event_type"] == "CommandIssued" && e["data"]["command_type"] == "ApproveOrder")
+        .unwrap();
+    assert_eq!(
+        audit[1]["causation_id"], approve["event_id"],
+        "caused by the saga's command"
+    );
+    assert_eq!(audit[0]["correlation_id"], audit[1]["correlation_id"]);
+    assert!(
+        saga_changes
+            .iter()
+            .all(|c| c["correlation_id"] == audit[0]["correlation_id"])
+    );
+    let text = stdout(&db.run(&["audit", order]));
+    assert!(
+        text.contains("2 changes, 2 events") && text.contains("by order-service"),
+        "{text}"
+    );
     let missing = db.run(&["saga", "show", "no-such-saga"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no saga `no-such-saga`"));

@@ -49,6 +49,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod audit;
 pub mod consume;
 pub mod error;
 pub mod event;

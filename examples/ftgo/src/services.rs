@@ -65,6 +65,10 @@ impl<St: EventStore + Clone> OrderService<St> {
         line_items: Vec<LineItem>,
         metadata: &Metadata,
     ) -> Result<AppendOutcome, CreateOrderError> {
+        // One correlation id for the order, its saga and everything the saga causes.
+        let mut metadata = metadata.clone();
+        metadata.correlation_id = metadata.correlation_id.or_else(|| Some(uuid::Uuid::now_v7()));
+        let metadata = &metadata;
         let command = OrderCommand::Create {
             consumer_id: consumer_id.into(),
             restaurant_id: restaurant_id.into(),

@@ -1,0 +1,62 @@
+//! `annals audit STREAM`: who changed an aggregate, when, because of which message, and what
+//! each change stored ([`annals::audit::changes`]).
+
+use annals::audit::changes;
+use annals::{EventStore, ReadStream, StreamId};
+use serde_json::json;
+
+use crate::backend::AnyStore;
+use crate::output;
+
+fn id_text(id: Option<uuid::Uuid>) -> String {
+    id.map_or_else(|| "-".to_owned(), |i| i.to_string())
+}
+
+/// Prints the changes of `stream`, readable or one JSON object per change.
+pub async fn run(store: &AnyStore, stream: &str, json: bool) -> anyhow::Result<()> {
+    let id = StreamId::new(stream)?;
+    let events = store.read_stream(&id, ReadStream::all()).await?;
+    let Some(first) = events.first() else {
+        anyhow::bail!("stream `{stream}` does not exist");
+    };
+    let all = changes(&events);
+    if !json {
+        println!(
+            "{stream} ({}): {} changes, {} events",
+            first.stream_type,
+            all.len(),
+            events.len()
+        );
+    }
+    for c in &all {
+        if json {
+            let stored: Vec<_> = c
+                .events
+                .iter()
+                .map(|e| json!({ "version": e.version, "event_type": e.event_type, "event_id": e.event_id, "data": e.payload_value() }))
+                .collect();
+            println!(
+                "{}",
+                json!({ "stream": stream, "versions": [c.versions.0, c.versions.1], "at": output::time(c.at),
+                        "actor": c.actor, "causation_id": c.causation_id, "correlation_id": c.correlation_id,
+                        "tenant": c.tenant, "events": stored })
+            );
+            continue;
+        }
+        let versions = if c.versions.0 == c.versions.1 {
+            format!("v{}", c.versions.0)
+        } else {
+            format!("v{}-{}", c.versions.0, c.versions.1)
+        };
+        let types: Vec<&str> = c.events.iter().map(|e| e.event_type.as_str()).collect();
+        println!(
+            "{versions:<8} {}  by {:<24} caused by {:<36} correlation {}  {}",
+            output::time(c.at),
+            c.actor.as_deref().unwrap_or("-"),
+            id_text(c.causation_id),
+            id_text(c.correlation_id),
+            types.join(", ")
+        );
+    }
+    Ok(())
+}
