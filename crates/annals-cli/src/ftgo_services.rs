@@ -7,47 +7,17 @@ use std::time::Duration;
 use annals::{Metadata, StreamId};
 use annals_nats::NatsOptions;
 use ftgo::order::LineItem;
-use ftgo::over_nats;
+use ftgo::over_nats::{self, Service};
 use ftgo::services::{AccountingService, ConsumerService, OrderService};
 
 use crate::backend::AnyStore;
-
-/// A service.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Service {
-    /// Orders, and the Create Order saga's orchestrator.
-    Order,
-    /// Consumers.
-    Consumer,
-    /// Tickets.
-    Kitchen,
-    /// Accounts.
-    Accounting,
-}
-
-impl Service {
-    fn name(self) -> &'static str {
-        over_nats::Service::from(self).name()
-    }
-}
-
-impl From<Service> for over_nats::Service {
-    fn from(s: Service) -> Self {
-        match s {
-            Service::Order => Self::Order,
-            Service::Consumer => Self::Consumer,
-            Service::Kitchen => Self::Kitchen,
-            Service::Accounting => Self::Accounting,
-        }
-    }
-}
 
 /// `annals ftgo …`.
 #[derive(clap::Subcommand)]
 pub enum FtgoAction {
     /// Run one service until Ctrl-C or SIGTERM: its relay to NATS and its consumers.
     Serve {
-        /// Which service (its store is --db / --pg-schema).
+        /// Which service: order, consumer, kitchen or accounting (its store is --db / --pg-schema).
         service: Service,
         /// The NATS server.
         #[arg(long, env = "ANNALS_NATS", default_value = "nats://127.0.0.1:4222")]
@@ -185,7 +155,7 @@ async fn serve(store: AnyStore, service: Service, options: NatsOptions, lease: D
         stopped().await;
         let _ = stop_tx.send(true);
     });
-    let outcome = over_nats::serve(store, service.into(), options, lease, stop).await;
+    let outcome = over_nats::serve(store, service, options, lease, stop).await;
     signal.abort();
     eprintln!("ftgo {name} service: stopped");
     outcome.map_err(|e| anyhow::anyhow!("ftgo {name} service: {e}"))

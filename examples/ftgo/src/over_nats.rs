@@ -29,6 +29,16 @@ pub enum Service {
     Accounting,
 }
 
+impl std::str::FromStr for Service {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| format!("no service `{name}`: order, consumer, kitchen or accounting"))
+    }
+}
+
 impl Service {
     /// Every service.
     pub const ALL: [Service; 4] = [Self::Order, Self::Consumer, Self::Kitchen, Self::Accounting];

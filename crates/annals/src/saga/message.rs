@@ -78,6 +78,25 @@ pub struct CommandMessage {
     pub metadata: Metadata,
 }
 
+/// The payload of `event` as `T`, if it is an event of `event_type` in a stream of `stream_type`.
+fn fields_of<T: DeserializeOwned>(
+    event: &RecordedEvent,
+    stream_type: &str,
+    event_type: &str,
+) -> Result<Option<T>, DecodeError> {
+    if event.stream_type != stream_type || event.event_type != event_type {
+        return Ok(None);
+    }
+    serde_json::from_str(event.payload.get())
+        .map(Some)
+        .map_err(|e| DecodeError::Payload {
+            stream: event.stream_id.to_string(),
+            version: event.version,
+            event_type: event.event_type.clone(),
+            reason: e.to_string(),
+        })
+}
+
 #[derive(Deserialize)]
 struct IssuedFields {
     saga_type: String,
@@ -90,15 +109,9 @@ struct IssuedFields {
 impl CommandMessage {
     /// The command in `event`, if it is a saga's `CommandIssued` event.
     pub fn from_event(event: &RecordedEvent) -> Result<Option<Self>, DecodeError> {
-        if event.stream_type != SAGA_STREAM_TYPE || event.event_type != COMMAND_EVENT {
+        let Some(fields) = fields_of::<IssuedFields>(event, SAGA_STREAM_TYPE, COMMAND_EVENT)? else {
             return Ok(None);
-        }
-        let fields: IssuedFields = serde_json::from_str(event.payload.get()).map_err(|e| DecodeError::Payload {
-            stream: event.stream_id.to_string(),
-            version: event.version,
-            event_type: event.event_type.clone(),
-            reason: e.to_string(),
-        })?;
+        };
         Ok(Some(Self {
             id: event.event_id,
             saga_type: fields.saga_type,
@@ -221,15 +234,9 @@ struct ReplyFields {
 impl Reply {
     /// The reply in `event`, if it is a `SagaReply` event.
     pub fn from_event(event: &RecordedEvent) -> Result<Option<Self>, DecodeError> {
-        if event.stream_type != REPLY_STREAM_TYPE || event.event_type != REPLY_EVENT {
+        let Some(f) = fields_of::<ReplyFields>(event, REPLY_STREAM_TYPE, REPLY_EVENT)? else {
             return Ok(None);
-        }
-        let f: ReplyFields = serde_json::from_str(event.payload.get()).map_err(|e| DecodeError::Payload {
-            stream: event.stream_id.to_string(),
-            version: event.version,
-            event_type: event.event_type.clone(),
-            reason: e.to_string(),
-        })?;
+        };
         Ok(Some(Self {
             id: event.event_id,
             reply_to: f.reply_to,
