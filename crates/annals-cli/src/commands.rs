@@ -14,22 +14,31 @@ use crate::backend::AnyStore;
 use crate::output::{event_line, print_events, stream_json, time};
 
 /// Lists streams.
-pub async fn streams(store: &AnyStore, stream_type: Option<&str>, json: bool) -> anyhow::Result<()> {
+pub async fn streams(store: &AnyStore, stream_type: Option<&str>, deleted: bool, json: bool) -> anyhow::Result<()> {
     let mut after: Option<StreamId> = None;
     let mut count = 0;
     loop {
         let page = store.list_streams(after.as_ref(), 1000).await?;
         for s in page.iter().filter(|s| stream_type.is_none_or(|t| t == s.stream_type)) {
+            // A soft-deleted aggregate's stream ends with its deletion: hidden unless asked for.
+            let last = store.read_stream(&s.stream_id, ReadStream::last(1)).await?;
+            let is_deleted = last.first().is_some_and(|e| e.event_type == annals::DELETED_EVENT);
+            if is_deleted && !deleted {
+                continue;
+            }
             count += 1;
             if json {
-                println!("{}", stream_json(s));
+                let mut v = stream_json(s);
+                v["deleted"] = is_deleted.into();
+                println!("{v}");
             } else {
                 println!(
-                    "{:<40} {:<12} v{:<6} {}",
+                    "{:<40} {:<12} v{:<6} {}{}",
                     s.stream_id,
                     s.stream_type,
                     s.version,
-                    time(s.updated_at)
+                    time(s.updated_at),
+                    if is_deleted { "  (deleted)" } else { "" }
                 );
             }
         }
@@ -201,6 +210,33 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
             "appended {} to {} at version {} (global position {position})",
             args.event_type, args.stream, out.last_version
         );
+    }
+    Ok(())
+}
+
+/// `annals delete STREAM --reason R`: a soft delete of any aggregate (its events stay).
+pub async fn delete(
+    store: &AnyStore,
+    stream: &str,
+    reason: &str,
+    actor: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = StreamId::new(stream)?;
+    let metadata = annals::Metadata {
+        actor,
+        ..annals::Metadata::default()
+    };
+    let done = match annals::delete_stream(store, &id, reason, &metadata).await? {
+        None => bail!("stream `{stream}` does not exist"),
+        Some(done) => done,
+    };
+    if json {
+        println!("{}", json!({ "stream": stream, "deleted": true, "already": !done }));
+    } else if done {
+        println!("{stream} deleted: its events stay; commands are refused and listings hide it");
+    } else {
+        println!("{stream} was deleted already");
     }
     Ok(())
 }

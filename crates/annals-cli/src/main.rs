@@ -49,6 +49,21 @@ enum Command {
         /// Only streams of this type.
         #[arg(long = "type")]
         stream_type: Option<String>,
+        /// Also deleted aggregates' streams (hidden by default; their events stay).
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Delete an aggregate softly: its stream keeps every event and ends with a `StreamDeleted`
+    /// event; later commands are refused and listings hide it.
+    Delete {
+        /// The stream id.
+        stream: String,
+        /// Why (stored in the deletion event).
+        #[arg(long)]
+        reason: String,
+        /// Who is deleting (stored in the metadata).
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
     },
     /// Show a stream's events and the aggregate state they add up to, now or in the past.
     History {
@@ -196,7 +211,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo {
             which: Some(DemoKind::Saga),
         } => demo_saga::run(store, &cli.db).await,
-        Command::Streams { stream_type } => commands::streams(&store, stream_type.as_deref(), cli.json).await,
+        Command::Streams { stream_type, deleted } => {
+            commands::streams(&store, stream_type.as_deref(), deleted, cli.json).await
+        }
+        Command::Delete { stream, reason, actor } => commands::delete(&store, &stream, &reason, actor, cli.json).await,
         Command::History {
             stream,
             at_version,

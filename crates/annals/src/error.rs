@@ -224,6 +224,20 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// The aggregate refused the command.
     #[error("command rejected: {0}")]
     Rejected(#[source] E),
+    /// The aggregate was deleted: it takes no more commands.
+    #[error("aggregate `{stream}` was deleted (at version {version}): it takes no more commands")]
+    Deleted {
+        /// Its stream.
+        stream: String,
+        /// The version of its deletion.
+        version: u64,
+    },
+    /// There is no such aggregate (its stream has no events).
+    #[error("no aggregate `{stream}`")]
+    NoSuchAggregate {
+        /// The stream.
+        stream: String,
+    },
     /// The store failed; a [`StoreError::Conflict`] here means every retry conflicted.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -72,7 +72,7 @@ pub use event::{Metadata, NewEvent, RecordedEvent};
 pub use follow::GlobalLogReader;
 pub use ids::{ExpectedVersion, StreamId};
 pub use memory::MemoryStore;
-pub use repository::{Decided, Executed, Loaded, Repository, SnapshotPolicy};
+pub use repository::{DELETED_EVENT, Decided, Executed, Loaded, Repository, SnapshotPolicy, delete_stream};
 pub use store::{
     AppendOutcome, Direction, EventStore, MAX_EVENT_BYTES, NewSnapshot, ReadStream, Snapshot, StreamAppend,
     StreamAppended, StreamInfo,

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
-use crate::error::{EncodeError, RepositoryError};
+use crate::error::{DecodeError, EncodeError, RepositoryError};
 use crate::event::{Metadata, NewEvent};
 use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
@@ -58,6 +58,62 @@ pub struct Loaded<A> {
     pub version: u64,
     /// The snapshot version the load started from, if one was used.
     pub from_snapshot: Option<u64>,
+    /// Whether the aggregate was deleted ([`Repository::delete`]): it refuses every command.
+    pub deleted: bool,
+}
+
+/// The event type of a soft deletion: the aggregate's stream keeps every event (for audit) and
+/// ends with this one; the repository refuses commands after it.
+pub const DELETED_EVENT: &str = "StreamDeleted";
+
+/// Deletes the aggregate in stream `id` softly, whatever its type (see [`Repository::delete`]):
+/// `Some(true)` if this call deleted it, `Some(false)` if it was deleted already, `None` if the
+/// stream does not exist.
+pub async fn delete_stream<S: EventStore>(
+    store: &S,
+    id: &StreamId,
+    reason: &str,
+    metadata: &Metadata,
+) -> Result<Option<bool>, crate::error::StoreError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let Some(last) = store.read_stream(id, ReadStream::last(1)).await?.pop() else {
+            return Ok(None);
+        };
+        if last.event_type == DELETED_EVENT {
+            return Ok(Some(false));
+        }
+        let payload = serde_json::value::to_raw_value(&serde_json::json!({ "reason": reason })).map_err(|e| {
+            crate::error::StoreError::MalformedPayload {
+                stream: id.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let event = NewEvent::new(DELETED_EVENT, payload).with_metadata(with_correlation(metadata));
+        let append = StreamAppend::new(
+            id.clone(),
+            last.stream_type.clone(),
+            ExpectedVersion::Exact(last.version),
+            vec![event],
+        );
+        match store.append(vec![append]).await {
+            Ok(_) => return Ok(Some(true)),
+            Err(e) if e.is_conflict() && attempts < 5 => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Applies one stored event to a loaded aggregate (a deletion marks it deleted).
+fn fold<A: Aggregate>(loaded: &mut Loaded<A>, rec: &crate::event::RecordedEvent) -> Result<(), DecodeError> {
+    if rec.event_type == DELETED_EVENT {
+        loaded.deleted = true;
+    } else {
+        loaded.state.apply(&decode::<A::Event>(rec)?);
+    }
+    loaded.version = rec.version;
+    Ok(())
 }
 
 /// What a successful command did.
@@ -136,6 +192,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             state: A::default(),
             version: 0,
             from_snapshot: None,
+            deleted: false,
         };
         let mut from = 1;
         loop {
@@ -148,8 +205,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 if rec.recorded_at > at {
                     return Ok(loaded);
                 }
-                loaded.state.apply(&decode::<A::Event>(rec)?);
-                loaded.version = rec.version;
+                fold(&mut loaded, rec)?;
             }
             if !full {
                 return Ok(loaded);
@@ -163,6 +219,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             state: A::default(),
             version: 0,
             from_snapshot: None,
+            deleted: false,
         };
         let limit = until.unwrap_or(u64::MAX);
         // The first page comes with the snapshot when snapshots are on (one round trip).
@@ -178,6 +235,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         state,
                         version,
                         from_snapshot: Some(version),
+                        deleted: false,
                     };
                     page = Some(events);
                 }
@@ -199,8 +257,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 None => return Ok(loaded),
             };
             for rec in &batch {
-                loaded.state.apply(&decode::<A::Event>(rec)?);
-                loaded.version = rec.version;
+                fold(&mut loaded, rec)?;
             }
             if want == 0 || batch.len() < want || loaded.version >= limit {
                 return Ok(loaded);
@@ -231,7 +288,18 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: &A::Command,
         metadata: &Metadata,
     ) -> Result<Decided<A>, RepositoryError<A::Error>> {
-        let Loaded { mut state, version, .. } = loaded;
+        let Loaded {
+            mut state,
+            version,
+            deleted,
+            ..
+        } = loaded;
+        if deleted {
+            return Err(RepositoryError::Deleted {
+                stream: id.to_string(),
+                version,
+            });
+        }
         let events = state.handle(command).map_err(RepositoryError::Rejected)?;
         if events.is_empty() {
             return Ok(Decided {
@@ -277,6 +345,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             events,
             state,
         })
+    }
+
+    /// Deletes aggregate `id`, softly: appends a [`DELETED_EVENT`] (with `reason`) after its last
+    /// event, so its history stays for audit and every later command is refused with
+    /// [`RepositoryError::Deleted`]. `false` if it was deleted already; an error if it does not
+    /// exist.
+    pub async fn delete(
+        &self,
+        id: &StreamId,
+        reason: &str,
+        metadata: &Metadata,
+    ) -> Result<bool, RepositoryError<A::Error>> {
+        if let Some(c) = &self.cache {
+            c.forget(id);
+        }
+        delete_stream(&self.store, id, reason, metadata)
+            .await?
+            .ok_or_else(|| RepositoryError::NoSuchAggregate { stream: id.to_string() })
     }
 
     /// Tells the cache (if on) that `decided` was stored, by the caller, together with other
@@ -393,6 +479,7 @@ impl<A> Cache<A> {
             state: (self.copy)(state),
             version: *version,
             from_snapshot: None,
+            deleted: false,
         })
     }
 

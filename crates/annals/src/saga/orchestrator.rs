@@ -36,6 +36,12 @@ pub enum SagaRunError {
         /// The reply.
         reply_id: uuid::Uuid,
     },
+    /// The saga's stream was deleted.
+    #[error("saga `{saga_id}` was deleted")]
+    Deleted {
+        /// The saga.
+        saga_id: String,
+    },
     /// The store failed (a conflict here outlived the retries).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -54,6 +60,8 @@ impl From<RepositoryError<NeverRefused>> for SagaRunError {
             RepositoryError::Decode(e) => Self::Decode(e),
             RepositoryError::Encode(e) => Self::Encode(e),
             RepositoryError::Rejected(never) => match never {},
+            RepositoryError::Deleted { stream, .. } => Self::Deleted { saga_id: stream },
+            other => Self::Store(StoreError::backend(other.to_string())),
         }
     }
 }

@@ -58,6 +58,9 @@ impl Handled {
                 appends: d.append.into_iter().collect(),
             }),
             Err(RepositoryError::Rejected(e)) => Ok(Self::reply(ReplyBody::failure(e.to_string()))),
+            Err(e @ (RepositoryError::Deleted { .. } | RepositoryError::NoSuchAggregate { .. })) => {
+                Ok(Self::reply(ReplyBody::failure(e.to_string())))
+            }
             Err(e) => Err(e.into()),
         }
     }

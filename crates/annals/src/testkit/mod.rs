@@ -38,6 +38,10 @@ macro_rules! conformance_tests {
         $crate::__conformance_case!($factory, bad_input_is_refused);
         $crate::__conformance_case!($factory, unknown_event_types_are_typed_errors);
         $crate::__conformance_case!($factory, time_travel_by_version_and_time);
+        $crate::__conformance_case!(
+            $factory,
+            deleted_aggregates_refuse_commands_and_keep_their_history
+        );
         $crate::__conformance_case!($factory, metadata_is_kept);
         $crate::__conformance_case!(
             $factory,

@@ -1,4 +1,5 @@
-//! Upcasting, refusal of bad input, typed-read errors and metadata (DESIGN §1.7, §1.9).
+//! Upcasting, refusal of bad input, typed-read errors, metadata and soft deletion (DESIGN §1.7,
+//! §1.9, §8).
 
 use std::time::{Duration, SystemTime};
 
@@ -318,4 +319,47 @@ pub async fn metadata_is_kept<S: EventStore + Clone>(store: S) {
         let age = SystemTime::now().duration_since(e.recorded_at).unwrap_or_default();
         assert!(age < Duration::from_secs(60), "recorded_at is the commit time");
     }
+}
+
+/// §8 soft delete: a deleted aggregate keeps its history (for audit and time travel) and refuses
+/// every later command with a typed error, also through a repository that cached its state.
+pub async fn deleted_aggregates_refuse_commands_and_keep_their_history<S: EventStore + Clone>(store: S) {
+    use crate::repository::DELETED_EVENT;
+    let repo = Repository::<Tally, _>::new(store.clone());
+    let cached = Repository::<Tally, _>::new(store.clone()).with_cache(8);
+    let id = sid("tally-deleted");
+    let meta = Metadata::by("alice");
+    cached.execute(&id, &TallyCommand::Add(5), &meta).await.unwrap();
+    cached.execute(&id, &TallyCommand::Add(7), &meta).await.unwrap();
+    assert!(
+        repo.delete(&id, "closed by request", &Metadata::by("admin"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo.delete(&id, "again", &Metadata::by("admin")).await.unwrap(),
+        "deleted already"
+    );
+    for r in [&repo, &cached] {
+        let refused = r.execute(&id, &TallyCommand::Add(1), &meta).await;
+        assert!(
+            matches!(&refused, Err(RepositoryError::Deleted { stream, version: 3 }) if stream == "tally-deleted"),
+            "{refused:?}"
+        );
+    }
+    let loaded = repo.load(&id).await.unwrap();
+    assert_eq!((loaded.deleted, loaded.state.total, loaded.version), (true, 12, 3));
+    let before = repo.load_at_version(&id, 2).await.unwrap();
+    assert_eq!((before.deleted, before.state.total), (false, 12));
+    let events = store.read_stream(&id, ReadStream::all()).await.unwrap();
+    assert_eq!(events.len(), 3, "nothing was removed");
+    assert_eq!(events[2].event_type, DELETED_EVENT);
+    assert_eq!(events[2].metadata.actor.as_deref(), Some("admin"));
+    assert_eq!(events[2].payload_value()["reason"], "closed by request");
+    let missing = repo.delete(&sid("tally-never"), "x", &meta).await;
+    assert!(
+        matches!(missing, Err(RepositoryError::NoSuchAggregate { .. })),
+        "{missing:?}"
+    );
+    assert_eq!(store.stream_version(&sid("tally-never")).await.unwrap(), 0);
 }

@@ -1,0 +1,70 @@
+//! `annals delete`: a soft delete keeps the stream's events, hides it from `annals streams`
+//! unless `--deleted`, and is shown by `annals audit`; on SQLite and PostgreSQL.
+
+use std::process::{Command, Output};
+
+fn run(db: &[&str], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn soft_delete(db: &[&str]) {
+    text(&run(db, &["demo"]));
+    let listed = text(&run(db, &["streams", "--json"]));
+    let first: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let order = first["stream_id"].as_str().unwrap().to_owned();
+    let before = first["version"].as_u64().unwrap();
+    let done = text(&run(
+        db,
+        &["delete", &order, "--reason", "gdpr request", "--actor", "admin"],
+    ));
+    assert!(done.contains("deleted"), "{done}");
+    assert!(text(&run(db, &["delete", &order, "--reason", "again"])).contains("deleted already"));
+    assert!(
+        !text(&run(db, &["streams"])).contains(&order),
+        "hidden from the listing"
+    );
+    let all = text(&run(db, &["streams", "--deleted", "--json"]));
+    let row: serde_json::Value = all
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["stream_id"] == order.as_str())
+        .unwrap();
+    assert_eq!(
+        (row["deleted"].as_bool(), row["version"].as_u64()),
+        (Some(true), Some(before + 1))
+    );
+    let audit = text(&run(db, &["audit", &order]));
+    let last = audit.lines().last().unwrap();
+    assert!(last.contains("by admin") && last.contains("StreamDeleted"), "{audit}");
+    let history = text(&run(db, &["history", &order, "--json"]));
+    assert!(history.contains("OrderCreated"), "the events stay: {history}");
+    let missing = run(db, &["delete", "no-such-stream", "--reason", "x"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+}
+
+#[test]
+fn soft_delete_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("annals.db").display().to_string();
+    soft_delete(&["--db", &path]);
+}
+
+#[test]
+fn soft_delete_on_postgres() {
+    let url = std::env::var("ANNALS_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("cli_delete_{}", std::process::id());
+    soft_delete(&["--db", &url, "--pg-schema", &schema]);
+    let _ = Command::new("psql")
+        .args([&url, "-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
+        .output();
+}
