@@ -29,6 +29,7 @@ mod follow;
 pub mod projection;
 mod read;
 pub mod schema;
+mod sequencer;
 pub mod tail;
 #[cfg(feature = "testkit")]
 pub mod testing;
@@ -42,6 +43,7 @@ use annals::{
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use read::{LOG_AFTER, STREAM_BACKWARDS, STREAM_FORWARDS, decode_rows};
+use sequencer::{SEQUENCER_PATIENCE, SequencerProgress, assign_positions, spawn_sequencer};
 use tokio::sync::{Notify, OnceCell, oneshot, watch};
 use tokio_postgres::NoTls;
 
@@ -81,43 +83,6 @@ struct Shared {
     sequencer_task: tokio::task::JoinHandle<()>,
 }
 
-/// Counts of appends committed by a store and sequenced by its background sequencer.
-#[derive(Default)]
-struct SequencerProgress {
-    committed: std::sync::atomic::AtomicU64,
-    sequenced: std::sync::atomic::AtomicU64,
-    /// Woken after each background run.
-    advanced: Notify,
-}
-
-impl SequencerProgress {
-    fn all_sequenced(&self) -> bool {
-        use std::sync::atomic::Ordering::Acquire;
-        self.sequenced.load(Acquire) >= self.committed.load(Acquire)
-    }
-
-    /// Waits until the background sequencer has sequenced every append committed so far, at
-    /// most `patience`; false if it has not.
-    async fn caught_up(&self, patience: Duration) -> bool {
-        use std::sync::atomic::Ordering::Acquire;
-        let target = self.committed.load(Acquire);
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let advanced = self.advanced.notified();
-            if self.sequenced.load(Acquire) >= target {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
-                return self.sequenced.load(Acquire) >= target;
-            }
-        }
-    }
-}
-
-/// How long a reader waits for the background sequencer to sequence this store's own appends
-/// before it runs the sequencer itself (taking its lock).
-const SEQUENCER_PATIENCE: Duration = Duration::from_millis(50);
-
 /// The listening task (aborted when the store's last clone goes).
 struct Listener(tokio::task::JoinHandle<()>);
 
@@ -135,9 +100,6 @@ impl Drop for Shared {
 pub struct PostgresStore {
     shared: Arc<Shared>,
 }
-
-/// How long the background sequencer lets appends gather after a wake-up.
-const SEQUENCER_GATHER: Duration = Duration::from_millis(1);
 
 /// How often a waiting reader sweeps for committed events that have no position yet.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -294,55 +256,6 @@ impl PostgresStore {
             .map_while(|e| e)
             .collect())
     }
-}
-
-/// Runs the sequencer once on a pooled connection; returns the log's head. `check_first`: look
-/// for work before taking the sequencer's lock (readers); the background sequencer, woken by
-/// appends, skips the look.
-async fn assign_positions(pool: &Pool, check_first: bool) -> Result<u64, StoreError> {
-    let client = pool.get().await.map_err(StoreError::backend)?;
-    let stmt = client
-        .prepare_cached("SELECT assign_positions($1)")
-        .await
-        .map_err(StoreError::backend)?;
-    let head: i64 = client
-        .query_one(&stmt, &[&check_first])
-        .await
-        .map_err(StoreError::backend)?
-        .get(0);
-    Ok(head as u64)
-}
-
-/// The background sequencer: after appends (coalesced: a burst of appends wakes it once or
-/// twice), gives their events global positions, so followers see them within milliseconds
-/// without any appender waiting for it.
-fn spawn_sequencer(
-    pool: Pool,
-    wake: Arc<Notify>,
-    progress: Arc<SequencerProgress>,
-    head: watch::Sender<u64>,
-) -> tokio::task::JoinHandle<()> {
-    use std::sync::atomic::Ordering::{AcqRel, Acquire};
-    tokio::spawn(async move {
-        loop {
-            wake.notified().await;
-            // Let a burst of appends gather, so one run sequences many.
-            tokio::time::sleep(SEQUENCER_GATHER).await;
-            let upto = progress.committed.load(Acquire);
-            match assign_positions(&pool, false).await {
-                Ok(position) => {
-                    advance_head(&head, position);
-                    progress.sequenced.fetch_max(upto, AcqRel);
-                    progress.advanced.notify_waiters();
-                }
-                Err(e) => {
-                    // Nothing is lost: the next append, read or waiting reader sequences instead.
-                    tracing::warn!(error = %e, "annals-postgres: background sequencing failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    })
 }
 
 /// Moves the published head position forward to `to` (never back), waking waiters if it moved.

@@ -17,6 +17,12 @@ use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
 use crate::typed::{DomainEvent, decode, encode};
 
+mod cache;
+mod deletion;
+
+use cache::Cache;
+pub use deletion::{DELETED_EVENT, delete_stream};
+
 /// Events read per round trip while replaying a stream.
 const PAGE: usize = 4096;
 
@@ -60,49 +66,6 @@ pub struct Loaded<A> {
     pub from_snapshot: Option<u64>,
     /// Whether the aggregate was deleted ([`Repository::delete`]): it refuses every command.
     pub deleted: bool,
-}
-
-/// The event type of a soft deletion: the aggregate's stream keeps every event (for audit) and
-/// ends with this one; the repository refuses commands after it.
-pub const DELETED_EVENT: &str = "StreamDeleted";
-
-/// Deletes the aggregate in stream `id` softly, whatever its type (see [`Repository::delete`]):
-/// `Some(true)` if this call deleted it, `Some(false)` if it was deleted already, `None` if the
-/// stream does not exist.
-pub async fn delete_stream<S: EventStore>(
-    store: &S,
-    id: &StreamId,
-    reason: &str,
-    metadata: &Metadata,
-) -> Result<Option<bool>, crate::error::StoreError> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let Some(last) = store.read_stream(id, ReadStream::last(1)).await?.pop() else {
-            return Ok(None);
-        };
-        if last.event_type == DELETED_EVENT {
-            return Ok(Some(false));
-        }
-        let payload = serde_json::value::to_raw_value(&serde_json::json!({ "reason": reason })).map_err(|e| {
-            crate::error::StoreError::MalformedPayload {
-                stream: id.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
-        let event = NewEvent::new(DELETED_EVENT, payload).with_metadata(with_correlation(metadata));
-        let append = StreamAppend::new(
-            id.clone(),
-            last.stream_type.clone(),
-            ExpectedVersion::Exact(last.version),
-            vec![event],
-        );
-        match store.append(vec![append]).await {
-            Ok(_) => return Ok(Some(true)),
-            Err(e) if e.is_conflict() && attempts < 5 => {}
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Applies one stored event to a loaded aggregate (a deletion marks it deleted).
@@ -454,48 +417,11 @@ impl<A: Aggregate + Clone, S: EventStore> Repository<A, S> {
     /// is the main writer of hot aggregates (a saga orchestrator).
     pub fn with_cache(mut self, capacity: usize) -> Self {
         self.cache = Some(Cache {
-            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            entries: Default::default(),
             capacity: capacity.max(1),
             copy: A::clone,
         });
         self
-    }
-}
-
-/// States this repository stored last, by stream.
-struct Cache<A> {
-    entries: std::sync::Mutex<std::collections::HashMap<StreamId, (A, u64)>>,
-    capacity: usize,
-    copy: fn(&A) -> A,
-}
-
-impl<A> Cache<A> {
-    fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<StreamId, (A, u64)>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn get(&self, id: &StreamId) -> Option<Loaded<A>> {
-        self.entries().get(id).map(|(state, version)| Loaded {
-            state: (self.copy)(state),
-            version: *version,
-            from_snapshot: None,
-            deleted: false,
-        })
-    }
-
-    fn put(&self, id: &StreamId, state: &A, version: u64) {
-        let mut entries = self.entries();
-        if entries.len() >= self.capacity && !entries.contains_key(id) {
-            // Room for one more: drop any entry (the next use of it loads from the store).
-            if let Some(victim) = entries.keys().next().cloned() {
-                entries.remove(&victim);
-            }
-        }
-        entries.insert(id.clone(), ((self.copy)(state), version));
-    }
-
-    fn forget(&self, id: &StreamId) {
-        self.entries().remove(id);
     }
 }
 
