@@ -57,6 +57,12 @@ macro_rules! dispatch {
     };
 }
 
+impl annals::purge::Purge for AnyStore {
+    async fn purge_stream(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.purge_stream(stream).await)
+    }
+}
+
 impl annals::consume::Inbox for AnyStore {
     async fn append_once(
         &self,

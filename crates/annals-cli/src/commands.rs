@@ -240,3 +240,37 @@ pub async fn delete(
     }
     Ok(())
 }
+
+/// `annals purge STREAM --reason R --yes`: the audited hard delete.
+pub async fn purge(
+    store: &AnyStore,
+    stream: &str,
+    reason: &str,
+    actor: Option<String>,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = StreamId::new(stream)?;
+    if !yes {
+        bail!(
+            "purging removes `{stream}`'s events for good; add --yes if that is what you want (a soft `annals delete` keeps them)"
+        );
+    }
+    let metadata = annals::Metadata {
+        actor,
+        ..annals::Metadata::default()
+    };
+    let removed = annals::purge::purge(store, &id, reason, &metadata).await?;
+    if removed == 0 {
+        bail!("stream `{stream}` does not exist");
+    }
+    if json {
+        println!("{}", json!({ "stream": stream, "purged_events": removed }));
+    } else {
+        println!(
+            "{stream}: {removed} events purged; recorded in {}",
+            annals::purge::PURGE_STREAM
+        );
+    }
+    Ok(())
+}

@@ -53,6 +53,22 @@ enum Command {
         #[arg(long)]
         deleted: bool,
     },
+    /// Purge a stream for good (hard delete, for an erasure the law requires): its events,
+    /// snapshots and row are removed. Recorded first in the stream `annals-purges` (who, why,
+    /// what). Needs --yes.
+    Purge {
+        /// The stream id.
+        stream: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Who is purging (recorded).
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+        /// Yes, remove these events for good.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Delete an aggregate softly: its stream keeps every event and ends with a `StreamDeleted`
     /// event; later commands are refused and listings hide it.
     Delete {
@@ -214,6 +230,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Streams { stream_type, deleted } => {
             commands::streams(&store, stream_type.as_deref(), deleted, cli.json).await
         }
+        Command::Purge {
+            stream,
+            reason,
+            actor,
+            yes,
+        } => commands::purge(&store, &stream, &reason, actor, yes, cli.json).await,
         Command::Delete { stream, reason, actor } => commands::delete(&store, &stream, &reason, actor, cli.json).await,
         Command::History {
             stream,

@@ -1,5 +1,6 @@
 //! `annals delete`: a soft delete keeps the stream's events, hides it from `annals streams`
-//! unless `--deleted`, and is shown by `annals audit`; on SQLite and PostgreSQL.
+//! unless `--deleted`, and is shown by `annals audit`; `annals purge` removes a stream for good,
+//! only with `--yes`, and records itself; on SQLite and PostgreSQL.
 
 use std::process::{Command, Output};
 
@@ -50,6 +51,28 @@ fn soft_delete(db: &[&str]) {
     let missing = run(db, &["delete", "no-such-stream", "--reason", "x"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+
+    // The hard delete: refused without --yes, then the events are gone and the purge recorded.
+    let unsure = run(db, &["purge", &order, "--reason", "erasure"]);
+    assert!(!unsure.status.success());
+    assert!(String::from_utf8_lossy(&unsure.stderr).contains("--yes"));
+    assert!(
+        text(&run(db, &["history", &order])).contains("OrderCreated"),
+        "nothing purged"
+    );
+    let purged = text(&run(
+        db,
+        &["purge", &order, "--reason", "erasure", "--actor", "dpo", "--yes"],
+    ));
+    assert!(purged.contains(&format!("{} events purged", before + 1)), "{purged}");
+    assert!(!run(db, &["history", &order]).status.success(), "the stream is gone");
+    let events = text(&run(db, &["events", "--json"]));
+    assert!(
+        !events.contains(&format!("\"stream_id\":\"{order}\"")),
+        "nothing of it in the log"
+    );
+    let record = text(&run(db, &["audit", "annals-purges"]));
+    assert!(record.contains("by dpo") && record.contains("StreamPurged"), "{record}");
 }
 
 #[test]

@@ -186,3 +186,35 @@ impl annals::relay::Leases for PostgresStore {
             .map_err(b)
     }
 }
+
+impl annals::purge::Purge for PostgresStore {
+    async fn purge_stream(&self, stream: &annals::StreamId) -> Result<u64, StoreError> {
+        let b = StoreError::backend;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(b)?;
+        // The sequencer's lock: no run may place the stream's events while they go.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()))",
+            &[],
+        )
+        .await
+        .map_err(b)?;
+        let id = stream.as_str();
+        // The stream's row first: an append racing this purge waits for it, or commits before
+        // the deletes below start (and its events go too).
+        tx.execute("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", &[&id])
+            .await
+            .map_err(b)?;
+        let n = tx
+            .execute("DELETE FROM events WHERE stream_id = $1", &[&id])
+            .await
+            .map_err(b)?;
+        for table in ["log", "snapshots", "streams"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE stream_id = $1"), &[&id])
+                .await
+                .map_err(b)?;
+        }
+        tx.commit().await.map_err(b)?;
+        Ok(n)
+    }
+}

@@ -193,3 +193,21 @@ impl annals::relay::Leases for SqliteStore {
         .await
     }
 }
+
+impl annals::purge::Purge for SqliteStore {
+    async fn purge_stream(&self, stream: &annals::StreamId) -> Result<u64, StoreError> {
+        let id = stream.to_string();
+        self.write(move |tx| {
+            // AUTOINCREMENT: the purged positions are never handed out again.
+            let n = tx
+                .execute("DELETE FROM events WHERE stream_id = ?1", params![id])
+                .map_err(b)?;
+            tx.execute("DELETE FROM snapshots WHERE stream_id = ?1", params![id])
+                .map_err(b)?;
+            tx.execute("DELETE FROM streams WHERE stream_id = ?1", params![id])
+                .map_err(b)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}

@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     streams: BTreeMap<StreamId, StreamState>,
     ids: HashMap<Uuid, usize>,
     snapshots: HashMap<StreamId, BTreeMap<u64, Snapshot>>,
+    /// Positions (log indices) of purged events: left out of every read.
+    purged: std::collections::HashSet<usize>,
     pub(crate) consumers: crate::consume::memory::ConsumerTables,
 }
 
@@ -191,7 +193,14 @@ impl EventStore for MemoryStore {
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
         let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
-        Ok(inner.log[start..].iter().take(limit).cloned().collect())
+        if inner.purged.is_empty() {
+            return Ok(inner.log[start..].iter().take(limit).cloned().collect());
+        }
+        Ok((start..inner.log.len())
+            .filter(|i| !inner.purged.contains(i))
+            .take(limit)
+            .map(|i| inner.log[i].clone())
+            .collect())
     }
 
     async fn wait_for_new(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {
@@ -234,5 +243,21 @@ impl EventStore for MemoryStore {
                 updated_at: s.updated_at,
             })
             .collect())
+    }
+}
+
+impl crate::purge::Purge for MemoryStore {
+    async fn purge_stream(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let mut inner = self.inner.write().map_err(|_| StoreError::Closed)?;
+        let Some(state) = inner.streams.remove(stream) else {
+            return Ok(0);
+        };
+        for &i in &state.positions {
+            let id = inner.log[i].event_id;
+            inner.ids.remove(&id);
+            inner.purged.insert(i);
+        }
+        inner.snapshots.remove(stream);
+        Ok(state.positions.len() as u64)
     }
 }

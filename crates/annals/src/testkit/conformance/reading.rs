@@ -363,3 +363,61 @@ pub async fn deleted_aggregates_refuse_commands_and_keep_their_history<S: EventS
     );
     assert_eq!(store.stream_version(&sid("tally-never")).await.unwrap(), 0);
 }
+
+/// §8 hard delete: a purged stream's events, snapshots and row are gone from every read; other
+/// streams and the global log's order are untouched; positions are not reused; the purge is
+/// recorded first (who, why, what) in a stream that cannot itself be purged.
+pub async fn purged_streams_are_gone_and_the_purge_is_recorded<S: crate::purge::Purge + Clone>(store: S) {
+    use crate::purge::{PURGE_STREAM, PURGED_EVENT, purge};
+    let (gone, kept) = (sid("purge-me"), sid("purge-kept"));
+    for i in 0..3 {
+        store
+            .append_to_stream(gone.clone(), "Person", ExpectedVersion::Any, vec![ev(i)])
+            .await
+            .unwrap();
+        store
+            .append_to_stream(kept.clone(), "Person", ExpectedVersion::Any, vec![ev(10 + i)])
+            .await
+            .unwrap();
+    }
+    let head = store.head_position().await.unwrap();
+    let admin = Metadata::by("dpo");
+    assert_eq!(purge(&store, &gone, "erasure request", &admin).await.unwrap(), 3);
+    assert!(store.read_stream(&gone, ReadStream::all()).await.unwrap().is_empty());
+    assert_eq!(store.stream_version(&gone).await.unwrap(), 0);
+    let log = store.read_all(0, usize::MAX).await.unwrap();
+    assert!(
+        log.iter().all(|e| e.stream_id != gone),
+        "nothing of it in the global log"
+    );
+    let kept_events: Vec<_> = log.iter().filter(|e| e.stream_id == kept).map(|e| e.version).collect();
+    assert_eq!(kept_events, [1, 2, 3]);
+    let listed = store.list_streams(None, usize::MAX).await.unwrap();
+    assert!(listed.iter().all(|s| s.stream_id != gone));
+    let record = store.read_stream(&sid(PURGE_STREAM), ReadStream::all()).await.unwrap();
+    assert_eq!(record.len(), 1);
+    assert_eq!(record[0].event_type, PURGED_EVENT);
+    assert_eq!(record[0].metadata.actor.as_deref(), Some("dpo"));
+    let r = record[0].payload_value();
+    assert_eq!(
+        (r["stream"].as_str(), r["version"].as_u64(), r["reason"].as_str()),
+        (Some("purge-me"), Some(3), Some("erasure request"))
+    );
+    assert!(record[0].global_position > head, "recorded after everything it purged");
+    // The id can start again, after everything else in the log.
+    let again = store
+        .append_to_stream(gone.clone(), "Person", ExpectedVersion::NoStream, vec![ev(99)])
+        .await
+        .unwrap();
+    assert_eq!(again.first_version, 1);
+    let fresh = store.read_all(record[0].global_position, usize::MAX).await.unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert!(fresh[0].global_position > record[0].global_position);
+    // Nothing to purge records nothing; the record itself cannot be purged.
+    assert_eq!(purge(&store, &sid("never-was"), "x", &admin).await.unwrap(), 0);
+    assert!(matches!(
+        purge(&store, &sid(PURGE_STREAM), "x", &admin).await,
+        Err(StoreError::InvalidStreamId { .. })
+    ));
+    assert_eq!(store.stream_version(&sid(PURGE_STREAM)).await.unwrap(), 1);
+}
