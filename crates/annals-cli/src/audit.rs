@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::backend::AnyStore;
 use crate::output;
+use crate::output::out;
 
 fn id_text(id: Option<uuid::Uuid>) -> String {
     id.map_or_else(|| "-".to_owned(), |i| i.to_string())
@@ -21,7 +22,7 @@ pub async fn run(store: &AnyStore, stream: &str, json: bool) -> anyhow::Result<(
     };
     let all = changes(&events);
     if !json {
-        println!(
+        out!(
             "{stream} ({}): {} changes, {} events",
             first.stream_type,
             all.len(),
@@ -35,7 +36,7 @@ pub async fn run(store: &AnyStore, stream: &str, json: bool) -> anyhow::Result<(
                 .iter()
                 .map(|e| json!({ "version": e.version, "event_type": e.event_type, "event_id": e.event_id, "data": e.payload_value() }))
                 .collect();
-            println!(
+            out!(
                 "{}",
                 json!({ "stream": stream, "versions": [c.versions.0, c.versions.1], "at": output::time(c.at),
                         "actor": c.actor, "causation_id": c.causation_id, "correlation_id": c.correlation_id,
@@ -49,7 +50,7 @@ pub async fn run(store: &AnyStore, stream: &str, json: bool) -> anyhow::Result<(
             format!("v{}-{}", c.versions.0, c.versions.1)
         };
         let types: Vec<&str> = c.events.iter().map(|e| e.event_type.as_str()).collect();
-        println!(
+        out!(
             "{versions:<8} {}  by {:<24} caused by {:<36} correlation {}  {}",
             output::time(c.at),
             c.actor.as_deref().unwrap_or("-"),

@@ -11,6 +11,7 @@ use ftgo::order::Order;
 use serde_json::{Map, Value, json};
 
 use crate::backend::AnyStore;
+use crate::output::out;
 use crate::output::{event_line, print_events, stream_json, time};
 
 /// Lists streams.
@@ -30,9 +31,9 @@ pub async fn streams(store: &AnyStore, stream_type: Option<&str>, deleted: bool,
             if json {
                 let mut v = stream_json(s);
                 v["deleted"] = is_deleted.into();
-                println!("{v}");
+                out!("{v}");
             } else {
-                println!(
+                out!(
                     "{:<40} {:<12} v{:<6} {}{}",
                     s.stream_id,
                     s.stream_type,
@@ -48,7 +49,7 @@ pub async fn streams(store: &AnyStore, stream_type: Option<&str>, deleted: bool,
         }
     }
     if !json && count == 0 {
-        println!("(no streams)");
+        out!("(no streams)");
     }
     Ok(())
 }
@@ -103,7 +104,7 @@ pub async fn history(
     };
     let version = events.last().map_or(0, |e| e.version);
     if json {
-        println!(
+        out!(
             "{}",
             json!({
                 "stream_id": stream, "stream_type": stream_type, "version": version, "current_version": current,
@@ -117,12 +118,12 @@ pub async fn history(
         (Some(_), None) => format!("as of version {version}"),
         (None, None) => "now".to_owned(),
     };
-    println!("stream {stream} ({stream_type}), version {version} of {current}, {when}");
+    out!("stream {stream} ({stream_type}), version {version} of {current}, {when}");
     for e in &events {
-        println!("  {}", event_line(e));
+        out!("  {}", event_line(e));
     }
-    println!("state ({how}):");
-    println!("{}", serde_json::to_string_pretty(&state)?);
+    out!("state ({how}):");
+    out!("{}", serde_json::to_string_pretty(&state)?);
     Ok(())
 }
 
@@ -198,7 +199,7 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
     let event_id = event.event_id;
     let out = store.append_to_stream(id, &stream_type, expected, vec![event]).await?;
     if json {
-        println!(
+        out!(
             "{}",
             json!({ "stream_id": args.stream, "version": out.last_version, "global_position": out.last_position, "event_id": event_id })
         );
@@ -206,9 +207,11 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
         let position = out
             .last_position
             .map_or_else(|| "given by the sequencer".to_owned(), |p| p.to_string());
-        println!(
+        out!(
             "appended {} to {} at version {} (global position {position})",
-            args.event_type, args.stream, out.last_version
+            args.event_type,
+            args.stream,
+            out.last_version
         );
     }
     Ok(())
@@ -232,11 +235,11 @@ pub async fn delete(
         Some(done) => done,
     };
     if json {
-        println!("{}", json!({ "stream": stream, "deleted": true, "already": !done }));
+        out!("{}", json!({ "stream": stream, "deleted": true, "already": !done }));
     } else if done {
-        println!("{stream} deleted: its events stay; commands are refused and listings hide it");
+        out!("{stream} deleted: its events stay; commands are refused and listings hide it");
     } else {
-        println!("{stream} was deleted already");
+        out!("{stream} was deleted already");
     }
     Ok(())
 }
@@ -265,9 +268,9 @@ pub async fn purge(
         bail!("stream `{stream}` does not exist");
     }
     if json {
-        println!("{}", json!({ "stream": stream, "purged_events": removed }));
+        out!("{}", json!({ "stream": stream, "purged_events": removed }));
     } else {
-        println!(
+        out!(
             "{stream}: {removed} events purged; recorded in {}",
             annals::purge::PURGE_STREAM
         );

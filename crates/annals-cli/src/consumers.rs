@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::backend::AnyStore;
 use crate::output;
+use crate::output::out;
 
 /// The projections this binary knows, by name.
 pub const PROJECTIONS: &[&str] = &[order_history::NAME];
@@ -62,15 +63,17 @@ pub async fn projection(store: &AnyStore, name: &str, mode: Mode, batch: usize, 
     let secs = started.elapsed().as_secs_f64();
     let rate = progress.handled as f64 / secs.max(1e-9);
     if json {
-        println!(
+        out!(
             "{}",
             json!({ "projection": name, "position": progress.position, "handled": progress.handled,
                     "parked": progress.parked, "seconds": secs, "events_per_second": rate })
         );
     } else {
-        println!(
+        out!(
             "{name}: at position {}, {} events handled, {} parked, in {secs:.2} s ({rate:.0} events/s)",
-            progress.position, progress.handled, progress.parked
+            progress.position,
+            progress.handled,
+            progress.parked
         );
     }
     Ok(())
@@ -132,11 +135,11 @@ pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> any
         AnyStore::Memory(_) => anyhow::bail!("read models need a SQLite file or PostgreSQL"),
     };
     if json {
-        println!("{}", serde_json::to_string(&answer)?);
+        out!("{}", serde_json::to_string(&answer)?);
         return Ok(());
     }
     for o in &answer.orders {
-        println!(
+        out!(
             "{:<40} {:<14} {:<18} {:>8.2}  {} lines",
             o.order_id,
             o.consumer_id,
@@ -145,7 +148,7 @@ pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> any
             o.line_items
         );
     }
-    println!(
+    out!(
         "{} orders; open total {:.2}",
         answer.orders.len(),
         answer.open_total_cents as f64 / 100.0
@@ -172,13 +175,13 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
     }
     if json {
         for (s, events) in &slots {
-            println!(
+            out!(
                 "{}",
                 json!({ "slot": s.slot, "active": s.active, "lag_bytes": s.lag_bytes, "lag_events": events })
             );
         }
         for c in &all {
-            println!(
+            out!(
                 "{}",
                 json!({ "consumer": c.name, "position": c.position, "head": head, "lag_events": c.lag_events,
                         "lag_seconds": c.lag.as_secs_f64(), "parked": c.parked,
@@ -187,12 +190,12 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    println!("log head: {head}");
+    out!("log head: {head}");
     if all.is_empty() {
-        println!("no consumers yet");
+        out!("no consumers yet");
     }
     for c in &all {
-        println!(
+        out!(
             "{:<24} at {:<8} lag {:>6} events / {:>8}  parked {:<4} updated {}",
             c.name,
             c.position,
@@ -203,7 +206,7 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         );
     }
     for (s, events) in &slots {
-        println!(
+        out!(
             "slot {:<19} {:<8} lag {:>6} events / {} bytes of WAL",
             s.slot,
             if s.active { "active" } else { "inactive" },
@@ -220,7 +223,7 @@ pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyho
         ParkedAction::List { consumer } => {
             for p in store.list_parked(consumer.as_deref()).await? {
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         json!({ "id": p.id, "consumer": p.consumer, "position": p.position,
                                 "event_id": p.event_id, "stream_id": p.stream_id, "version": p.version,
@@ -228,7 +231,7 @@ pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyho
                                 "parked_at": output::time(p.parked_at) })
                     );
                 } else {
-                    println!(
+                    out!(
                         "#{:<4} {:<9} {:<20} position {:<6} {} v{}  after {} tries: {}",
                         p.id,
                         p.state.as_str(),
@@ -249,7 +252,7 @@ pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyho
     if !store.set_parked(id, state, None).await? {
         anyhow::bail!("no parked message #{id}");
     }
-    println!(
+    out!(
         "parked message #{id}: {}",
         match state {
             ParkedState::Retry => "will be retried by its consumer's next run",

@@ -5,6 +5,7 @@ use ftgo::order::{LineItem, Order, OrderCommand, OrderEvent};
 
 use crate::backend::AnyStore;
 use crate::output::event_line;
+use crate::output::out;
 
 fn euros(cents: i64) -> String {
     format!("{}.{:02} EUR", cents / 100, cents % 100)
@@ -16,7 +17,7 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
     let short = uuid::Uuid::now_v7().simple().to_string();
     let id = StreamId::new(format!("order-{}", &short[short.len() - 8..]))?;
     let head_before = store.head_position().await?;
-    println!("annals demo: the life of one FTGO order, stored as events in {db}\n");
+    out!("annals demo: the life of one FTGO order, stored as events in {db}\n");
 
     let consumer = Metadata::by("consumer-42");
     let lines = vec![
@@ -34,7 +35,7 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
             &consumer,
         )
         .await?;
-    println!(
+    out!(
         "1. consumer-42 creates {id}: {} -> {:?} (version {})",
         euros(created.state.total_cents),
         created.state.state,
@@ -43,9 +44,10 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
 
     let saga = Metadata::by("create-order-saga");
     let approved = repo.execute(&id, &OrderCommand::Approve, &saga).await?;
-    println!(
+    out!(
         "2. the Create Order saga approves it -> {:?} (version {})",
-        approved.state.state, approved.version
+        approved.state.state,
+        approved.version
     );
 
     let more = vec![
@@ -55,7 +57,7 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
     let revised = repo
         .execute(&id, &OrderCommand::Revise { line_items: more }, &consumer)
         .await?;
-    println!(
+    out!(
         "3. consumer-42 revises it to {} (version {})",
         euros(revised.state.total_cents),
         revised.version
@@ -84,7 +86,7 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
         .await
     {
         Err(e) if e.is_conflict() => {
-            println!("4. two clerks edit at once: support-clerk-1 wins; support-clerk-2 is refused:\n   {e}")
+            out!("4. two clerks edit at once: support-clerk-1 wins; support-clerk-2 is refused:\n   {e}")
         }
         other => anyhow::bail!("the demo expected a conflict, got {other:?}"),
     }
@@ -98,31 +100,32 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
             &consumer,
         )
         .await?;
-    println!(
+    out!(
         "5. consumer-42 cancels it -> {:?} (version {})",
-        cancelled.state.state, cancelled.version
+        cancelled.state.state,
+        cancelled.version
     );
 
     match repo.execute(&id, &OrderCommand::Approve, &saga).await {
         Err(RepositoryError::Rejected(e)) => {
-            println!("6. approving it again is a rejected command: {e}")
+            out!("6. approving it again is a rejected command: {e}")
         }
         other => anyhow::bail!("the demo expected a rejected command, got {other:?}"),
     }
 
     let at_approval = repo.load_at_version(&id, approved.version).await?;
-    println!(
+    out!(
         "7. time travel: at version {} the order was {:?} for {}",
         at_approval.version,
         at_approval.state.state,
         euros(at_approval.state.total_cents)
     );
 
-    println!("\nthe events this demo appended to the global log:");
+    out!("\nthe events this demo appended to the global log:");
     for e in store.read_all(head_before, 100).await? {
-        println!("  {}", event_line(&e));
+        out!("  {}", event_line(&e));
     }
-    println!("\nnext: annals --db {db} history {id} --at-version 2");
-    println!("      annals --db {db} events --follow");
+    out!("\nnext: annals --db {db} history {id} --at-version 2");
+    out!("      annals --db {db} events --follow");
     Ok(())
 }

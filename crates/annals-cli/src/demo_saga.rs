@@ -13,6 +13,7 @@ use ftgo::order::{LineItem, Order};
 use ftgo::services::OrderService;
 
 use crate::backend::AnyStore;
+use crate::output::out;
 
 fn euros(cents: i64) -> String {
     format!("{}.{:02} EUR", cents / 100, cents % 100)
@@ -69,7 +70,7 @@ async fn follow(store: &AnyStore, mut from: u64, saga: &StreamId) -> anyhow::Res
         for e in store.read_all(from, 256).await? {
             from = e.global_position;
             if let Some(l) = line(&e) {
-                println!("{l}");
+                out!("{l}");
             }
             if e.stream_id == *saga && matches!(e.event_type.as_str(), "SagaCompleted" | "SagaFailed") {
                 return Ok(from);
@@ -86,9 +87,9 @@ async fn follow(store: &AnyStore, mut from: u64, saga: &StreamId) -> anyhow::Res
 pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
     let run = uuid::Uuid::now_v7().simple().to_string();
     let tag = &run[run.len() - 6..];
-    println!("annals demo saga: FTGO's Create Order saga, stored as events in {db}");
-    println!("The order, consumer, kitchen and accounting services and the saga's orchestrator run in");
-    println!("this process as subscriptions; they talk only through events (commands and replies).\n");
+    out!("annals demo saga: FTGO's Create Order saga, stored as events in {db}");
+    out!("The order, consumer, kitchen and accounting services and the saga's orchestrator run in");
+    out!("this process as subscriptions; they talk only through events (commands and replies).\n");
     let (alice, bob) = (format!("alice-{tag}"), format!("bob-{tag}"));
     register_consumer(&store, &alice, "Alice", 50_000, 50_000)
         .await
@@ -96,7 +97,7 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
     register_consumer(&store, &bob, "Bob", 50_000, 2_000)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    println!(
+    out!(
         "{alice}: card limit {}; {bob}: card limit {}\n",
         euros(50_000),
         euros(2_000)
@@ -118,7 +119,7 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
         let order = StreamId::new(format!("order-{tag}-{}", n + 1))?;
         let lines = vec![LineItem::new("m-7", "Chicken Vindaloo", *quantity, 1_250)];
         let started = Instant::now();
-        println!(
+        out!(
             "{}. {consumer} orders {}: {what}",
             n + 1,
             euros(ftgo::order::total_cents(&lines))
@@ -136,14 +137,14 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
         } else {
             format!("ticket {:?}", ticket.state.state)
         };
-        println!(
+        out!(
             "   => order {order} {:?}, {ticket} ({} ms)\n",
             order_state.state,
             started.elapsed().as_millis()
         );
     }
     services.stop().await.map_err(|e| anyhow::anyhow!(e))?;
-    println!("Every saga is an event-sourced aggregate: see one with");
-    println!("  annals --db {db} saga show {}", saga_id(&format!("order-{tag}-3"))?);
+    out!("Every saga is an event-sourced aggregate: see one with");
+    out!("  annals --db {db} saga show {}", saga_id(&format!("order-{tag}-3"))?);
     Ok(())
 }

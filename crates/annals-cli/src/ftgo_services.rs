@@ -11,6 +11,7 @@ use ftgo::over_nats::{self, Service};
 use ftgo::services::{AccountingService, ConsumerService, OrderService};
 
 use crate::backend::AnyStore;
+use crate::output::out;
 
 /// `annals ftgo …`.
 #[derive(clap::Subcommand)]
@@ -115,7 +116,7 @@ pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
                 orders
                     .create_order(&StreamId::new(id.as_str())?, &consumer, "ajanta", lines, &meta)
                     .await?;
-                println!("{id} placed: saga {}", ftgo::create_order::saga_id(&id)?);
+                out!("{id} placed: saga {}", ftgo::create_order::saga_id(&id)?);
             }
             Ok(())
         }

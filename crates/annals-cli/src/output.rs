@@ -2,6 +2,34 @@
 
 use std::time::SystemTime;
 
+/// `println!` that stops the process quietly when stdout is closed (`annals events | head`),
+/// instead of panicking.
+macro_rules! out {
+    () => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock()) {
+            $crate::output::stdout_failed(e)
+        }
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output::stdout_failed(e)
+        }
+    }};
+}
+pub(crate) use out;
+
+/// Ends the process after a failed write to stdout: quietly (success) if the reader went away,
+/// with an error otherwise.
+pub fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1)
+}
+
 use annals::{RecordedEvent, StreamInfo};
 
 /// A timestamp as RFC 3339 with seconds.
@@ -33,9 +61,9 @@ pub fn event_line(e: &RecordedEvent) -> String {
 pub fn print_events(events: &[RecordedEvent], json: bool) {
     for e in events {
         if json {
-            println!("{}", e.to_json());
+            out!("{}", e.to_json());
         } else {
-            println!("{}", event_line(e));
+            out!("{}", event_line(e));
         }
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::backend::AnyStore;
 use crate::output;
+use crate::output::out;
 
 /// `annals saga …`.
 #[derive(clap::Subcommand)]
@@ -82,9 +83,9 @@ fn summary_line(s: &SagaSummary) -> String {
 
 /// Prints saga `id`'s timeline.
 pub fn print_timeline(s: &SagaSummary) {
-    println!("{}", summary_line(s));
+    out!("{}", summary_line(s));
     for e in &s.timeline {
-        println!("  v{:<3} {}  {}", e.version, output::time(e.at), e.text);
+        out!("  v{:<3} {}  {}", e.version, output::time(e.at), e.text);
     }
 }
 
@@ -100,7 +101,7 @@ pub async fn run(store: &AnyStore, action: SagaAction, json: bool) -> anyhow::Re
                     .iter()
                     .map(|e| json!({ "version": e.version, "at": output::time(e.at), "event_type": e.event_type, "text": e.text }))
                     .collect();
-                println!("{v}");
+                out!("{v}");
             } else {
                 print_timeline(&s);
             }
@@ -111,9 +112,9 @@ pub async fn run(store: &AnyStore, action: SagaAction, json: bool) -> anyhow::Re
                     continue;
                 }
                 if json {
-                    println!("{}", summary_json(&s));
+                    out!("{}", summary_json(&s));
                 } else {
-                    println!("{}", summary_line(&s));
+                    out!("{}", summary_line(&s));
                 }
             }
         }
@@ -135,22 +136,22 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         count(SagaStatus::Failed),
     );
     if json {
-        println!(
+        out!(
             "{}",
             json!({ "sagas": sagas.len(), "running": running, "succeeded": succeeded,
                     "compensated": compensated, "failed": failed })
         );
         for s in sagas.iter().filter(|s| s.status == SagaStatus::Failed) {
-            println!("{}", summary_json(s));
+            out!("{}", summary_json(s));
         }
         return Ok(());
     }
-    println!(
+    out!(
         "sagas: {} ({running} running, {succeeded} succeeded, {compensated} compensated, {failed} failed)",
         sagas.len()
     );
     for s in sagas.iter().filter(|s| s.status == SagaStatus::Failed) {
-        println!("  {}", summary_line(s));
+        out!("  {}", summary_line(s));
     }
     Ok(())
 }
