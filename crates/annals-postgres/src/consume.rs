@@ -218,3 +218,90 @@ impl annals::purge::Purge for PostgresStore {
         Ok(n)
     }
 }
+
+impl annals::privacy::KeyStore for PostgresStore {
+    async fn load_key(&self, subject: &str) -> Result<Option<annals::privacy::WrappedKey>, StoreError> {
+        let b = StoreError::backend;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT master_id, wrapped FROM subject_keys WHERE subject = $1")
+            .await
+            .map_err(b)?;
+        Ok(client
+            .query_opt(&stmt, &[&subject])
+            .await
+            .map_err(b)?
+            .map(|r| annals::privacy::WrappedKey {
+                master_id: r.get(0),
+                bytes: r.get(1),
+            }))
+    }
+
+    async fn create_key(
+        &self,
+        subject: &str,
+        key: annals::privacy::WrappedKey,
+    ) -> Result<annals::privacy::WrappedKey, StoreError> {
+        let b = StoreError::backend;
+        let client = self.client().await?;
+        // Either this insert wins, or the row another one stored comes back.
+        let row = client
+            .query_one(
+                "WITH ins AS (INSERT INTO subject_keys (subject, master_id, wrapped) VALUES ($1, $2, $3)
+                              ON CONFLICT DO NOTHING RETURNING master_id, wrapped)
+                 SELECT master_id, wrapped FROM ins
+                 UNION ALL SELECT master_id, wrapped FROM subject_keys WHERE subject = $1 AND NOT EXISTS (SELECT 1 FROM ins)",
+                &[&subject, &key.master_id, &key.bytes],
+            )
+            .await
+            .map_err(b)?;
+        Ok(annals::privacy::WrappedKey {
+            master_id: row.get(0),
+            bytes: row.get(1),
+        })
+    }
+
+    async fn forget_key(&self, subject: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM subject_keys WHERE subject = $1", &[&subject])
+            .await
+            .map(|n| n == 1)
+            .map_err(StoreError::backend)
+    }
+
+    async fn list_keys(&self) -> Result<Vec<(String, annals::privacy::WrappedKey)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT subject, master_id, wrapped FROM subject_keys ORDER BY subject",
+                &[],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    annals::privacy::WrappedKey {
+                        master_id: r.get(1),
+                        bytes: r.get(2),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn replace_key(&self, subject: &str, key: annals::privacy::WrappedKey) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE subject_keys SET master_id = $2, wrapped = $3 WHERE subject = $1",
+                &[&subject, &key.master_id, &key.bytes],
+            )
+            .await
+            .map(|_| ())
+            .map_err(StoreError::backend)
+    }
+}

@@ -76,6 +76,11 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("../sql/positions.sql"),
         ],
     },
+    Migration {
+        version: 8,
+        note: "subject_keys: data keys for crypto-shredding",
+        sql: &[include_str!("../sql/subject_keys.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

@@ -211,3 +211,94 @@ impl annals::purge::Purge for SqliteStore {
         .await
     }
 }
+
+impl annals::privacy::KeyStore for SqliteStore {
+    async fn load_key(&self, subject: &str) -> Result<Option<annals::privacy::WrappedKey>, StoreError> {
+        let subject = subject.to_owned();
+        self.read_with(move |conn| {
+            conn.prepare_cached("SELECT master_id, wrapped FROM subject_keys WHERE subject = ?1")
+                .and_then(|mut s| {
+                    s.query_row(params![subject], |r| {
+                        Ok(annals::privacy::WrappedKey {
+                            master_id: r.get(0)?,
+                            bytes: r.get(1)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(b)
+        })
+        .await
+    }
+
+    async fn create_key(
+        &self,
+        subject: &str,
+        key: annals::privacy::WrappedKey,
+    ) -> Result<annals::privacy::WrappedKey, StoreError> {
+        let subject = subject.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO subject_keys (subject, master_id, wrapped) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![subject, key.master_id, key.bytes],
+            )
+            .map_err(b)?;
+            tx.query_row(
+                "SELECT master_id, wrapped FROM subject_keys WHERE subject = ?1",
+                params![subject],
+                |r| {
+                    Ok(annals::privacy::WrappedKey {
+                        master_id: r.get(0)?,
+                        bytes: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(b)
+        })
+        .await
+    }
+
+    async fn forget_key(&self, subject: &str) -> Result<bool, StoreError> {
+        let subject = subject.to_owned();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM subject_keys WHERE subject = ?1", params![subject])
+                .map(|n| n == 1)
+                .map_err(b)
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<(String, annals::privacy::WrappedKey)>, StoreError> {
+        self.read_with(|conn| {
+            let mut s = conn
+                .prepare("SELECT subject, master_id, wrapped FROM subject_keys ORDER BY subject")
+                .map_err(b)?;
+            let rows = s
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        annals::privacy::WrappedKey {
+                            master_id: r.get(1)?,
+                            bytes: r.get(2)?,
+                        },
+                    ))
+                })
+                .map_err(b)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(b)
+        })
+        .await
+    }
+
+    async fn replace_key(&self, subject: &str, key: annals::privacy::WrappedKey) -> Result<(), StoreError> {
+        let subject = subject.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE subject_keys SET master_id = ?2, wrapped = ?3 WHERE subject = ?1",
+                params![subject, key.master_id, key.bytes],
+            )
+            .map(|_| ())
+            .map_err(b)
+        })
+        .await
+    }
+}

@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "parked.message: dead letters keep the message itself",
         sql: &[include_str!("../sql/parked_message.sql")],
     },
+    Migration {
+        version: 5,
+        note: "subject_keys: data keys for crypto-shredding",
+        sql: &[include_str!("../sql/subject_keys.sql")],
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

@@ -196,3 +196,50 @@ async fn two_handles_on_one_file_share_the_log_and_wake_each_other() {
     assert_eq!(events.len() as u64, 1 + total);
     assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1));
 }
+
+/// §1.8 on disk: the database file (and its WAL) never holds a personal field in plain, and
+/// forgetting removes the subject's key row.
+#[tokio::test]
+async fn the_database_file_never_holds_personal_fields_in_plain() {
+    use annals::privacy::{KeyStore, MasterKey, PersonalFields, Shredding};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
+    let shred = Shredding::new(
+        store.clone(),
+        store.clone(),
+        fields,
+        MasterKey::new("m1", [3; 32]),
+        vec![],
+    );
+    for i in 0..20 {
+        shred
+            .append_to_stream(
+                sid(&format!("person-{i}")),
+                "Person",
+                ExpectedVersion::NoStream,
+                vec![NewEvent::from_value(
+                    "Registered",
+                    &json!({ "person_id": format!("p{i}"), "email": format!("someone{i}@example.org") }),
+                )],
+            )
+            .await
+            .unwrap();
+    }
+    assert!(shred.forget("p3", &Metadata::by("dpo")).await.unwrap());
+    assert!(store.load_key("p3").await.unwrap().is_none());
+    assert_eq!(store.list_keys().await.unwrap().len(), 19);
+    drop(shred);
+    drop(store);
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(!bytes.is_empty());
+    let needle = b"@example.org";
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "a plaintext address is on disk"
+    );
+}

@@ -56,6 +56,7 @@ pub mod event;
 pub mod follow;
 pub mod ids;
 pub mod memory;
+pub mod privacy;
 pub mod purge;
 pub mod relay;
 pub mod repository;

@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     streams: BTreeMap<StreamId, StreamState>,
     ids: HashMap<Uuid, usize>,
     snapshots: HashMap<StreamId, BTreeMap<u64, Snapshot>>,
+    /// Crypto-shredding: each subject's wrapped data key.
+    keys: BTreeMap<String, crate::privacy::WrappedKey>,
     /// Positions (log indices) of purged events: left out of every read.
     purged: std::collections::HashSet<usize>,
     pub(crate) consumers: crate::consume::memory::ConsumerTables,
@@ -259,5 +261,35 @@ impl crate::purge::Purge for MemoryStore {
         }
         inner.snapshots.remove(stream);
         Ok(state.positions.len() as u64)
+    }
+}
+
+impl crate::privacy::KeyStore for MemoryStore {
+    async fn load_key(&self, subject: &str) -> Result<Option<crate::privacy::WrappedKey>, StoreError> {
+        let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
+        Ok(inner.keys.get(subject).cloned())
+    }
+    async fn create_key(
+        &self,
+        subject: &str,
+        key: crate::privacy::WrappedKey,
+    ) -> Result<crate::privacy::WrappedKey, StoreError> {
+        let mut inner = self.inner.write().map_err(|_| StoreError::Closed)?;
+        Ok(inner.keys.entry(subject.to_owned()).or_insert(key).clone())
+    }
+    async fn forget_key(&self, subject: &str) -> Result<bool, StoreError> {
+        let mut inner = self.inner.write().map_err(|_| StoreError::Closed)?;
+        Ok(inner.keys.remove(subject).is_some())
+    }
+    async fn list_keys(&self) -> Result<Vec<(String, crate::privacy::WrappedKey)>, StoreError> {
+        let inner = self.inner.read().map_err(|_| StoreError::Closed)?;
+        Ok(inner.keys.iter().map(|(s, k)| (s.clone(), k.clone())).collect())
+    }
+    async fn replace_key(&self, subject: &str, key: crate::privacy::WrappedKey) -> Result<(), StoreError> {
+        let mut inner = self.inner.write().map_err(|_| StoreError::Closed)?;
+        if let Some(k) = inner.keys.get_mut(subject) {
+            *k = key;
+        }
+        Ok(())
     }
 }

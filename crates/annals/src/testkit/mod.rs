@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             deleted_aggregates_refuse_commands_and_keep_their_history
         );
         $crate::__conformance_case!($factory, purged_streams_are_gone_and_the_purge_is_recorded);
+        $crate::__conformance_case!($factory, personal_fields_are_encrypted_and_forgettable);
         $crate::__conformance_case!($factory, metadata_is_kept);
         $crate::__conformance_case!(
             $factory,

@@ -6,6 +6,7 @@
 mod appends;
 mod consuming;
 mod global_log;
+mod privacy;
 mod reading;
 mod relaying;
 mod snapshots;
@@ -13,6 +14,7 @@ mod snapshots;
 pub use appends::*;
 pub use consuming::*;
 pub use global_log::*;
+pub use privacy::*;
 pub use reading::*;
 pub use relaying::*;
 pub use snapshots::*;

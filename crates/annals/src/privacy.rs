@@ -1,0 +1,363 @@
+//! Crypto-shredding (DESIGN §1.8, §8): personal fields are stored encrypted (AES-256-GCM) under a
+//! data key of their subject; forgetting the subject destroys the key, and every read path then
+//! returns [`REDACTED`] for those fields while every other field still loads.
+//!
+//! - [`KeyStore`]: where data keys live, wrapped (encrypted) by a [`MasterKey`]: a key table in
+//!   the store's own database (memory, SQLite, PostgreSQL), or an external KMS behind the trait.
+//! - [`PersonalFields`]: which payload fields of which event types are personal, and which field
+//!   names their subject.
+//! - [`Shredding`]: an [`EventStore`] wrapper that encrypts on append and decrypts on every read
+//!   (aggregate loads, the global log, subscriptions and projections read through it). It drops
+//!   snapshots of stream types with personal fields, so no snapshot holds their plaintext. The
+//!   relay reads the inner store, so published messages carry ciphertext only.
+//! - [`Shredding::forget`] destroys a subject's key and records `SubjectForgotten` in the stream
+//!   [`FORGOTTEN_STREAM`], so projections can erase their own copies; [`Shredding::rotate`]
+//!   re-wraps every data key under a new master key without rewriting an event.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aes_gcm::aead::{Aead, Generate, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use serde_json::{Map, Value, json};
+
+use crate::error::StoreError;
+use crate::event::{Metadata, NewEvent, RecordedEvent};
+use crate::ids::{ExpectedVersion, StreamId};
+use crate::store::{AppendOutcome, EventStore, ReadStream, Snapshot, StreamAppend, StreamInfo};
+
+/// What a forgotten subject's personal fields read as.
+pub const REDACTED: &str = "[forgotten]";
+/// The stream forgetting is recorded in (type `Forget`, events `SubjectForgotten {subject}`).
+pub const FORGOTTEN_STREAM: &str = "annals-forgotten";
+const SHREDDED: &str = "$shredded";
+const SUBJECT: &str = "$subject";
+
+/// A key that wraps data keys; rotate it with [`Shredding::rotate`].
+#[derive(Clone)]
+pub struct MasterKey {
+    id: String,
+    cipher: Aes256Gcm,
+}
+
+impl MasterKey {
+    /// Master key `id` from its 32 bytes (from a secret store, an environment variable, a KMS).
+    pub fn new(id: impl Into<String>, bytes: [u8; 32]) -> Self {
+        Self {
+            id: id.into(),
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(bytes)),
+        }
+    }
+
+    /// Its id, stored with every key it wraps.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A subject's data key, encrypted by the master key `master_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// The master key that wrapped it.
+    pub master_id: String,
+    /// Nonce and ciphertext.
+    pub bytes: Vec<u8>,
+}
+
+/// Where data keys are kept, one per subject.
+pub trait KeyStore: Send + Sync {
+    /// Subject's key, if it has one (never made, or forgotten: `None`).
+    fn load_key(&self, subject: &str) -> impl Future<Output = Result<Option<WrappedKey>, StoreError>> + Send;
+    /// Stores `key` for `subject` unless it has one; returns the key it has now.
+    fn create_key(&self, subject: &str, key: WrappedKey)
+    -> impl Future<Output = Result<WrappedKey, StoreError>> + Send;
+    /// Destroys subject's key; false if it had none.
+    fn forget_key(&self, subject: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every subject's key (for rotation).
+    fn list_keys(&self) -> impl Future<Output = Result<Vec<(String, WrappedKey)>, StoreError>> + Send;
+    /// Replaces subject's key, if it still has one (rotation).
+    fn replace_key(&self, subject: &str, key: WrappedKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Which fields are personal: (stream type, event type, field, field naming the subject).
+#[derive(Clone, Debug, Default)]
+pub struct PersonalFields {
+    by_event: HashMap<String, Vec<(String, String)>>,
+    stream_types: HashSet<String>,
+}
+
+impl PersonalFields {
+    /// No personal fields yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Field `field` of `event_type` events (in `stream_type` streams) is personal data of the
+    /// subject named by the payload's `subject_field` (a string, e.g. a consumer id).
+    pub fn field(mut self, stream_type: &str, event_type: &str, field: &str, subject_field: &str) -> Self {
+        self.stream_types.insert(stream_type.to_owned());
+        self.by_event
+            .entry(event_type.to_owned())
+            .or_default()
+            .push((field.to_owned(), subject_field.to_owned()));
+        self
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+fn seal(cipher: &Aes256Gcm, plain: &[u8]) -> Vec<u8> {
+    let nonce = Nonce::generate();
+    let mut out = nonce.to_vec();
+    out.extend(cipher.encrypt(&nonce, plain).expect("AES-GCM encrypts any input"));
+    out
+}
+
+fn open(cipher: &Aes256Gcm, sealed: &[u8]) -> Option<Vec<u8>> {
+    let (nonce, ct) = sealed.split_at_checked(12)?;
+    cipher.decrypt(&Nonce::try_from(nonce).ok()?, ct).ok()
+}
+
+/// An [`EventStore`] whose personal fields are encrypted at rest; see the module docs.
+#[derive(Clone)]
+pub struct Shredding<S, K> {
+    inner: S,
+    keys: K,
+    fields: Arc<PersonalFields>,
+    masters: Arc<Vec<MasterKey>>,
+}
+
+impl<S: EventStore, K: KeyStore> Shredding<S, K> {
+    /// `inner` with the personal `fields` encrypted, data keys in `keys` wrapped by `master`
+    /// (and unwrapped by it or any of `older`, until they are rotated).
+    pub fn new(inner: S, keys: K, fields: PersonalFields, master: MasterKey, older: Vec<MasterKey>) -> Self {
+        let mut masters = vec![master];
+        masters.extend(older);
+        Self {
+            inner,
+            keys,
+            fields: Arc::new(fields),
+            masters: Arc::new(masters),
+        }
+    }
+
+    /// The store underneath (ciphertext only): for the relay and for tools.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey) -> Result<Aes256Gcm, StoreError> {
+        let master = self.masters.iter().find(|m| m.id == wrapped.master_id).ok_or_else(|| {
+            StoreError::backend(format!("no master key `{}` to unwrap a data key", wrapped.master_id))
+        })?;
+        let bytes = open(&master.cipher, &wrapped.bytes)
+            .ok_or_else(|| StoreError::backend(format!("a data key does not open with master key `{}`", master.id)))?;
+        let key = Key::<Aes256Gcm>::try_from(bytes.as_slice())
+            .map_err(|_| StoreError::backend("a data key is not 32 bytes"))?;
+        Ok(Aes256Gcm::new(&key))
+    }
+
+    async fn data_key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, StoreError> {
+        let wrapped = match self.keys.load_key(subject).await? {
+            Some(w) => w,
+            None if create => {
+                let key = Key::<Aes256Gcm>::generate();
+                let master = &self.masters[0];
+                let fresh = WrappedKey {
+                    master_id: master.id.clone(),
+                    bytes: seal(&master.cipher, key.as_slice()),
+                };
+                self.keys.create_key(subject, fresh).await?
+            }
+            None => return Ok(None),
+        };
+        self.unwrap_key(&wrapped).map(Some)
+    }
+
+    async fn encrypt(&self, stream: &str, event: NewEvent) -> Result<NewEvent, StoreError> {
+        let Some(fields) = self.fields.by_event.get(&event.event_type) else {
+            return Ok(event);
+        };
+        let bad = |reason: String| StoreError::MalformedPayload {
+            stream: stream.to_owned(),
+            reason,
+        };
+        let mut payload: Map<String, Value> = serde_json::from_str(event.payload.get()).map_err(|e| {
+            bad(format!(
+                "{} has personal fields but is not a JSON object: {e}",
+                event.event_type
+            ))
+        })?;
+        for (field, subject_field) in fields {
+            let Some(value) = payload.get(field).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let Some(subject) = payload.get(subject_field).and_then(Value::as_str).map(str::to_owned) else {
+                return Err(bad(format!(
+                    "{}: the subject of personal field `{field}` must be the string field `{subject_field}`",
+                    event.event_type
+                )));
+            };
+            let cipher = self.data_key(&subject, true).await?.expect("a created key");
+            let sealed = seal(&cipher, value.to_string().as_bytes());
+            payload.insert(field.clone(), json!({ SHREDDED: hex(&sealed), SUBJECT: subject }));
+        }
+        let raw = serde_json::value::to_raw_value(&payload).map_err(|e| bad(e.to_string()))?;
+        Ok(NewEvent { payload: raw, ..event })
+    }
+
+    async fn decrypt(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
+        for e in &mut events {
+            if !e.payload.get().contains(SHREDDED) {
+                continue;
+            }
+            let Ok(mut payload) = serde_json::from_str::<Map<String, Value>>(e.payload.get()) else {
+                continue;
+            };
+            for value in payload.values_mut() {
+                let (Some(sealed), Some(subject)) = (
+                    value.get(SHREDDED).and_then(Value::as_str).and_then(unhex),
+                    value.get(SUBJECT).and_then(Value::as_str).map(str::to_owned),
+                ) else {
+                    continue;
+                };
+                if !keys.contains_key(&subject) {
+                    let key = self.data_key(&subject, false).await?;
+                    keys.insert(subject.clone(), key);
+                }
+                *value = keys[&subject]
+                    .as_ref()
+                    .and_then(|cipher| open(cipher, &sealed))
+                    .and_then(|plain| serde_json::from_slice(&plain).ok())
+                    .unwrap_or_else(|| Value::String(REDACTED.to_owned()));
+            }
+            e.payload = serde_json::value::to_raw_value(&payload).map_err(StoreError::backend)?;
+        }
+        Ok(events)
+    }
+
+    /// Forgets `subject`: destroys its data key, so its personal fields read as [`REDACTED`]
+    /// everywhere, and records it in [`FORGOTTEN_STREAM`]. False if it had no key.
+    pub async fn forget(&self, subject: &str, metadata: &Metadata) -> Result<bool, StoreError> {
+        let forgotten = self.keys.forget_key(subject).await?;
+        if forgotten {
+            let record = NewEvent::from_value("SubjectForgotten", &json!({ "subject": subject }))
+                .with_metadata(metadata.clone());
+            self.inner
+                .append_to_stream(
+                    StreamId::new(FORGOTTEN_STREAM)?,
+                    "Forget",
+                    ExpectedVersion::Any,
+                    vec![record],
+                )
+                .await?;
+        }
+        Ok(forgotten)
+    }
+
+    /// Re-wraps every data key under the current master key (the first given to
+    /// [`new`](Self::new)); no event is rewritten. Returns how many keys moved.
+    pub async fn rotate(&self) -> Result<usize, StoreError> {
+        let current = &self.masters[0];
+        let mut moved = 0;
+        for (subject, wrapped) in self.keys.list_keys().await? {
+            if wrapped.master_id == current.id {
+                continue;
+            }
+            let master = self.masters.iter().find(|m| m.id == wrapped.master_id).ok_or_else(|| {
+                StoreError::backend(format!("no master key `{}` to unwrap a data key", wrapped.master_id))
+            })?;
+            let plain = open(&master.cipher, &wrapped.bytes).ok_or_else(|| {
+                StoreError::backend(format!("a data key does not open with master key `{}`", master.id))
+            })?;
+            let rewrapped = WrappedKey {
+                master_id: current.id.clone(),
+                bytes: seal(&current.cipher, &plain),
+            };
+            self.keys.replace_key(&subject, rewrapped).await?;
+            moved += 1;
+        }
+        Ok(moved)
+    }
+}
+
+impl<S: EventStore, K: KeyStore> EventStore for Shredding<S, K> {
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
+        let mut sealed = Vec::with_capacity(appends.len());
+        for mut a in appends {
+            let mut events = Vec::with_capacity(a.events.len());
+            for e in std::mem::take(&mut a.events) {
+                events.push(self.encrypt(a.stream_id.as_str(), e).await?);
+            }
+            a.events = events;
+            if self.fields.stream_types.contains(&a.stream_type) {
+                // A snapshot would hold the personal fields in plain: rebuilt by replay instead.
+                a.snapshot = None;
+            }
+            sealed.push(a);
+        }
+        self.inner.append(sealed).await
+    }
+
+    async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.decrypt(self.inner.read_stream(stream, read).await?).await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.decrypt(self.inner.read_all(after, limit).await?).await
+    }
+
+    fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.inner.wait_for_new(after, timeout)
+    }
+
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        at_or_before: Option<u64>,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        self.inner.load_snapshot(stream, at_or_before)
+    }
+
+    fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send {
+        self.inner.list_streams(after, limit)
+    }
+}
+
+impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
+    fn load_key(&self, subject: &str) -> impl Future<Output = Result<Option<WrappedKey>, StoreError>> + Send {
+        (**self).load_key(subject)
+    }
+    fn create_key(
+        &self,
+        subject: &str,
+        key: WrappedKey,
+    ) -> impl Future<Output = Result<WrappedKey, StoreError>> + Send {
+        (**self).create_key(subject, key)
+    }
+    fn forget_key(&self, subject: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).forget_key(subject)
+    }
+    fn list_keys(&self) -> impl Future<Output = Result<Vec<(String, WrappedKey)>, StoreError>> + Send {
+        (**self).list_keys()
+    }
+    fn replace_key(&self, subject: &str, key: WrappedKey) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).replace_key(subject, key)
+    }
+}

@@ -1,0 +1,126 @@
+//! §1.8 forgetting: personal fields are stored encrypted, read back in plain through
+//! [`Shredding`], and read as [`REDACTED`] once their subject is forgotten — every other field
+//! still loads, snapshots never hold them, and rotating the master key rewrites no event.
+
+use serde_json::json;
+
+use super::sid;
+use crate::error::StoreError;
+use crate::event::{Metadata, NewEvent};
+use crate::ids::ExpectedVersion;
+use crate::privacy::{FORGOTTEN_STREAM, KeyStore, MasterKey, PersonalFields, REDACTED, Shredding};
+use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
+
+fn registered(person: &str, email: &str) -> NewEvent {
+    NewEvent::from_value(
+        "Registered",
+        &json!({ "person_id": person, "email": email, "city": "Lyon" }),
+    )
+}
+
+/// §1.8: see the module docs.
+pub async fn personal_fields_are_encrypted_and_forgettable<S: EventStore + KeyStore + Clone>(store: S) {
+    let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
+    let old_master = MasterKey::new("m1", [7; 32]);
+    let shred = Shredding::new(store.clone(), store.clone(), fields.clone(), old_master.clone(), vec![]);
+    let (ada, bob) = (sid("person-ada"), sid("person-bob"));
+    shred
+        .append_to_stream(
+            ada.clone(),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![registered("ada", "ada@example.org")],
+        )
+        .await
+        .unwrap();
+    shred
+        .append_to_stream(
+            bob.clone(),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![registered("bob", "bob@example.org")],
+        )
+        .await
+        .unwrap();
+    let read = shred.read_stream(&ada, ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], "ada@example.org");
+    // Underneath, only ciphertext: the raw rows never held the address.
+    for e in store.read_all(0, usize::MAX).await.unwrap() {
+        let raw = e.payload.get();
+        assert!(!raw.contains("@example.org"), "plaintext stored: {raw}");
+    }
+    // A snapshot of a stream type with personal fields is not stored.
+    let snap = StreamAppend::new(
+        ada.clone(),
+        "Person",
+        ExpectedVersion::Exact(1),
+        vec![NewEvent::from_value("Moved", &json!({ "city": "Nice" }))],
+    )
+    .with_snapshot(NewSnapshot {
+        version: 2,
+        schema_version: 1,
+        state: serde_json::value::to_raw_value(&json!({ "email": "ada@example.org" })).unwrap(),
+    });
+    shred.append(vec![snap]).await.unwrap();
+    assert!(store.load_snapshot(&ada, None).await.unwrap().is_none());
+
+    // Forgetting ada: her address reads as redacted on every path; the rest of her events loads,
+    // and bob is untouched.
+    assert!(shred.forget("ada", &Metadata::by("dpo")).await.unwrap());
+    assert!(
+        !shred.forget("ada", &Metadata::by("dpo")).await.unwrap(),
+        "forgotten already"
+    );
+    let read = shred.read_stream(&ada, ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], REDACTED);
+    assert_eq!(
+        (read[0].payload_value()["city"].as_str(), read.len()),
+        (Some("Lyon"), 2)
+    );
+    let log = shred.read_all(0, usize::MAX).await.unwrap();
+    let emails: Vec<String> = log
+        .iter()
+        .filter(|e| e.event_type == "Registered")
+        .map(|e| e.payload_value()["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(emails, [REDACTED, "bob@example.org"]);
+    let record = store
+        .read_stream(&sid(FORGOTTEN_STREAM), ReadStream::all())
+        .await
+        .unwrap();
+    assert_eq!(record.len(), 1);
+    assert_eq!(record[0].payload_value()["subject"], "ada");
+
+    // A new master key: keys are re-wrapped, no event is rewritten, and the old key can go.
+    let head = store.head_position().await.unwrap();
+    let new_master = MasterKey::new("m2", [9; 32]);
+    let rotating = Shredding::new(
+        store.clone(),
+        store.clone(),
+        fields.clone(),
+        new_master.clone(),
+        vec![old_master],
+    );
+    assert_eq!(rotating.rotate().await.unwrap(), 1, "bob's key; ada has none");
+    assert_eq!(store.list_keys().await.unwrap()[0].1.master_id, "m2");
+    let rotated = Shredding::new(store.clone(), store.clone(), fields, new_master, vec![]);
+    let read = rotated.read_stream(&bob, ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], "bob@example.org");
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        head,
+        "no event written by the rotation"
+    );
+
+    // A personal field without its subject is refused, and nothing is stored.
+    let bad = rotated
+        .append_to_stream(
+            sid("person-x"),
+            "Person",
+            ExpectedVersion::Any,
+            vec![NewEvent::from_value("Registered", &json!({ "email": "x@example.org" }))],
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::MalformedPayload { .. })), "{bad:?}");
+    assert_eq!(store.stream_version(&sid("person-x")).await.unwrap(), 0);
+}
