@@ -57,6 +57,28 @@ macro_rules! dispatch {
     };
 }
 
+impl annals::privacy::KeyStore for AnyStore {
+    async fn load_key(&self, subject: &str) -> Result<Option<annals::privacy::WrappedKey>, StoreError> {
+        dispatch!(self, s => s.load_key(subject).await)
+    }
+    async fn create_key(
+        &self,
+        subject: &str,
+        key: annals::privacy::WrappedKey,
+    ) -> Result<annals::privacy::WrappedKey, StoreError> {
+        dispatch!(self, s => s.create_key(subject, key).await)
+    }
+    async fn forget_key(&self, subject: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.forget_key(subject).await)
+    }
+    async fn list_keys(&self) -> Result<Vec<(String, annals::privacy::WrappedKey)>, StoreError> {
+        dispatch!(self, s => s.list_keys().await)
+    }
+    async fn replace_key(&self, subject: &str, key: annals::privacy::WrappedKey) -> Result<(), StoreError> {
+        dispatch!(self, s => s.replace_key(subject, key).await)
+    }
+}
+
 impl annals::purge::Purge for AnyStore {
     async fn purge_stream(&self, stream: &StreamId) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge_stream(stream).await)

@@ -277,3 +277,20 @@ pub async fn purge(
     }
     Ok(())
 }
+
+/// `annals forget SUBJECT`: destroys the subject's data key.
+pub async fn forget(store: &AnyStore, subject: &str, actor: Option<String>, json: bool) -> anyhow::Result<()> {
+    let metadata = annals::Metadata {
+        actor,
+        ..annals::Metadata::default()
+    };
+    let forgotten = annals::privacy::forget(store, store, subject, &metadata).await?;
+    if json {
+        out!("{}", json!({ "subject": subject, "forgotten": forgotten }));
+    } else if forgotten {
+        out!("{subject} forgotten: its data key is destroyed; its personal fields read as [forgotten]");
+    } else {
+        out!("{subject} has no data key (never had personal data here, or forgotten already)");
+    }
+    Ok(())
+}

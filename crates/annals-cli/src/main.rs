@@ -53,6 +53,15 @@ enum Command {
         #[arg(long)]
         deleted: bool,
     },
+    /// Forget a data subject (crypto-shredding): destroy its data key, so its personal fields
+    /// read as "[forgotten]" on every path; recorded in the stream `annals-forgotten`.
+    Forget {
+        /// The subject, e.g. a consumer id.
+        subject: String,
+        /// Who is forgetting (recorded).
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+    },
     /// Purge a stream for good (hard delete, for an erasure the law requires): its events,
     /// snapshots and row are removed. Recorded first in the stream `annals-purges` (who, why,
     /// what). Needs --yes.
@@ -230,6 +239,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Streams { stream_type, deleted } => {
             commands::streams(&store, stream_type.as_deref(), deleted, cli.json).await
         }
+        Command::Forget { subject, actor } => commands::forget(&store, &subject, actor, cli.json).await,
         Command::Purge {
             stream,
             reason,

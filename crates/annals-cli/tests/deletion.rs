@@ -91,3 +91,49 @@ fn soft_delete_on_postgres() {
         .args([&url, "-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
         .output();
 }
+
+/// `annals forget SUBJECT` destroys the subject's data key: the library then reads its personal
+/// fields as redacted; the CLI never shows them in plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_destroys_the_subjects_key() {
+    use annals::privacy::{MasterKey, PersonalFields, REDACTED, Shredding};
+    use annals::{EventStore, ExpectedVersion, NewEvent, ReadStream, StreamId};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("annals.db");
+    let store = annals_sqlite::SqliteStore::open(&path).await.unwrap();
+    let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
+    let shred = Shredding::new(
+        store.clone(),
+        store.clone(),
+        fields,
+        MasterKey::new("m1", [2; 32]),
+        vec![],
+    );
+    let id = StreamId::new("person-1").unwrap();
+    shred
+        .append_to_stream(
+            id.clone(),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![NewEvent::from_value(
+                "Registered",
+                &serde_json::json!({ "person_id": "p1", "email": "p1@example.org" }),
+            )],
+        )
+        .await
+        .unwrap();
+    let db = ["--db", path.to_str().unwrap()];
+    assert!(
+        !text(&run(&db, &["events"])).contains("p1@example.org"),
+        "the CLI reads ciphertext"
+    );
+    assert!(text(&run(&db, &["forget", "p1", "--actor", "dpo"])).contains("p1 forgotten"));
+    assert!(text(&run(&db, &["forget", "p1"])).contains("no data key"));
+    let record = text(&run(&db, &["audit", "annals-forgotten"]));
+    assert!(
+        record.contains("by dpo") && record.contains("SubjectForgotten"),
+        "{record}"
+    );
+    let read = shred.read_stream(&id, ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], REDACTED);
+}

@@ -10,9 +10,11 @@
 //!   (aggregate loads, the global log, subscriptions and projections read through it). It drops
 //!   snapshots of stream types with personal fields, so no snapshot holds their plaintext. The
 //!   relay reads the inner store, so published messages carry ciphertext only.
-//! - [`Shredding::forget`] destroys a subject's key and records `SubjectForgotten` in the stream
+//! - [`forget`] destroys a subject's key and records `SubjectForgotten` in the stream
 //!   [`FORGOTTEN_STREAM`], so projections can erase their own copies; [`Shredding::rotate`]
 //!   re-wraps every data key under a new master key without rewriting an event.
+//! - [`pseudonym`] replaces a personal identifier used as a stream id or in metadata by a
+//!   stable UUID from the same forgettable table.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -248,23 +250,9 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Ok(events)
     }
 
-    /// Forgets `subject`: destroys its data key, so its personal fields read as [`REDACTED`]
-    /// everywhere, and records it in [`FORGOTTEN_STREAM`]. False if it had no key.
+    /// Forgets `subject` ([`forget`]).
     pub async fn forget(&self, subject: &str, metadata: &Metadata) -> Result<bool, StoreError> {
-        let forgotten = self.keys.forget_key(subject).await?;
-        if forgotten {
-            let record = NewEvent::from_value("SubjectForgotten", &json!({ "subject": subject }))
-                .with_metadata(metadata.clone());
-            self.inner
-                .append_to_stream(
-                    StreamId::new(FORGOTTEN_STREAM)?,
-                    "Forget",
-                    ExpectedVersion::Any,
-                    vec![record],
-                )
-                .await?;
-        }
-        Ok(forgotten)
+        forget(&self.keys, &self.inner, subject, metadata).await
     }
 
     /// Re-wraps every data key under the current master key (the first given to
@@ -273,7 +261,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         let current = &self.masters[0];
         let mut moved = 0;
         for (subject, wrapped) in self.keys.list_keys().await? {
-            if wrapped.master_id == current.id {
+            if wrapped.master_id == current.id || wrapped.master_id == PSEUDONYM {
                 continue;
             }
             let master = self.masters.iter().find(|m| m.id == wrapped.master_id).ok_or_else(|| {
@@ -292,6 +280,63 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Ok(moved)
     }
 }
+
+/// Forgets `subject`: destroys its data key in `keys`, so its personal fields read as
+/// [`REDACTED`] everywhere, and records it in `store`'s [`FORGOTTEN_STREAM`] (projections that
+/// copied personal data erase it there). False if it had no key. Needs no master key.
+pub async fn forget<K: KeyStore, S: EventStore>(
+    keys: &K,
+    store: &S,
+    subject: &str,
+    metadata: &Metadata,
+) -> Result<bool, StoreError> {
+    let forgotten = keys.forget_key(subject).await?;
+    if forgotten {
+        let record =
+            NewEvent::from_value("SubjectForgotten", &json!({ "subject": subject })).with_metadata(metadata.clone());
+        store
+            .append_to_stream(
+                StreamId::new(FORGOTTEN_STREAM)?,
+                "Forget",
+                ExpectedVersion::Any,
+                vec![record],
+            )
+            .await?;
+    }
+    Ok(forgotten)
+}
+
+/// Pseudonymization (DESIGN §8): a personal identifier (an e-mail, say) used where a stream id
+/// or a metadata value needs one is replaced by a stable UUID, kept in the key table under
+/// `pseudonym:<value>`. Forgetting the mapping ([`forget_pseudonym`]) leaves the UUID pointing
+/// at no one; the same value then gets a new one.
+pub async fn pseudonym<K: KeyStore>(keys: &K, value: &str) -> Result<uuid::Uuid, StoreError> {
+    let name = format!("{PSEUDONYM}{value}");
+    let fresh = WrappedKey {
+        master_id: PSEUDONYM.to_owned(),
+        bytes: uuid::Uuid::now_v7().as_bytes().to_vec(),
+    };
+    let stored = keys.create_key(&name, fresh).await?;
+    uuid::Uuid::from_slice(&stored.bytes)
+        .map_err(|_| StoreError::backend(format!("pseudonym of `{value}` is not a UUID")))
+}
+
+/// The value behind pseudonym `id`, while its mapping exists.
+pub async fn reidentify<K: KeyStore>(keys: &K, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
+    Ok(keys
+        .list_keys()
+        .await?
+        .into_iter()
+        .find(|(name, key)| name.starts_with(PSEUDONYM) && key.bytes == id.as_bytes())
+        .map(|(name, _)| name[PSEUDONYM.len()..].to_owned()))
+}
+
+/// Forgets the pseudonym of `value`; false if it had none.
+pub async fn forget_pseudonym<K: KeyStore>(keys: &K, value: &str) -> Result<bool, StoreError> {
+    keys.forget_key(&format!("{PSEUDONYM}{value}")).await
+}
+
+const PSEUDONYM: &str = "pseudonym:";
 
 impl<S: EventStore, K: KeyStore> EventStore for Shredding<S, K> {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {

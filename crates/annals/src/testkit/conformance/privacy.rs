@@ -112,6 +112,24 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: EventStore + KeySt
         "no event written by the rotation"
     );
 
+    // Pseudonyms: stable per value, distinct between values, forgettable.
+    use crate::privacy::{forget_pseudonym, pseudonym, reidentify};
+    let p1 = pseudonym(&store, "ada@example.org").await.unwrap();
+    assert_eq!(pseudonym(&store, "ada@example.org").await.unwrap(), p1);
+    assert_ne!(pseudonym(&store, "bob@example.org").await.unwrap(), p1);
+    assert_eq!(
+        reidentify(&store, p1).await.unwrap().as_deref(),
+        Some("ada@example.org")
+    );
+    assert!(forget_pseudonym(&store, "ada@example.org").await.unwrap());
+    assert_eq!(reidentify(&store, p1).await.unwrap(), None);
+    assert_ne!(
+        pseudonym(&store, "ada@example.org").await.unwrap(),
+        p1,
+        "a new one, unlinkable"
+    );
+    assert_eq!(rotated.rotate().await.unwrap(), 0, "pseudonyms are not keys to re-wrap");
+
     // A personal field without its subject is refused, and nothing is stored.
     let bad = rotated
         .append_to_stream(
