@@ -108,6 +108,35 @@ impl PersonalFields {
     }
 }
 
+/// How a sealed value starts in a stored payload.
+const SEALED_START: &str = "{\"$shredded\":\"";
+
+/// The sealed value at the start of `text`: its hex, its subject and its length in bytes.
+fn sealed_at(text: &str) -> Option<(&str, String, usize)> {
+    let after = &text[SEALED_START.len()..];
+    let hex_end = after.find('"')?;
+    let hex_text = &after[..hex_end];
+    let tail = after[hex_end..].strip_prefix("\",\"$subject\":")?;
+    // The subject is a JSON string: find its closing quote, past escapes.
+    let mut escaped = false;
+    let mut end = None;
+    for (i, c) in tail.char_indices().skip(1) {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '"') => {
+                end = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let end = end?;
+    let subject: String = serde_json::from_str(&tail[..=end]).ok()?;
+    let rest = tail[end + 1..].strip_prefix('}')?;
+    Some((hex_text, subject, text.len() - rest.len()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -138,7 +167,14 @@ pub struct Shredding<S, K> {
     keys: K,
     fields: Arc<PersonalFields>,
     masters: Arc<Vec<MasterKey>>,
+    /// Data keys unwrapped in the last [`KEY_CACHE_TTL`], by subject.
+    cache: Arc<std::sync::Mutex<HashMap<String, (std::time::Instant, Aes256Gcm)>>>,
 }
+
+/// How long an unwrapped data key is reused without asking the key store again. A subject
+/// forgotten through this store is dropped from it at once; one forgotten by another process is
+/// unreadable here after at most this long.
+pub const KEY_CACHE_TTL: Duration = Duration::from_millis(250);
 
 impl<S: EventStore, K: KeyStore> Shredding<S, K> {
     /// `inner` with the personal `fields` encrypted, data keys in `keys` wrapped by `master`
@@ -151,6 +187,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
             keys,
             fields: Arc::new(fields),
             masters: Arc::new(masters),
+            cache: Arc::default(),
         }
     }
 
@@ -170,7 +207,33 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Ok(Aes256Gcm::new(&key))
     }
 
+    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<String, (std::time::Instant, Aes256Gcm)>> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn data_key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, StoreError> {
+        if let Some((at, cipher)) = self.cached().get(subject)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(Some(cipher.clone()));
+        }
+        let key = self.fetch_key(subject, create).await?;
+        let mut cache = self.cached();
+        match &key {
+            Some(cipher) => {
+                if cache.len() > 10_000 {
+                    cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+                }
+                cache.insert(subject.to_owned(), (std::time::Instant::now(), cipher.clone()));
+            }
+            None => {
+                cache.remove(subject);
+            }
+        }
+        Ok(key)
+    }
+
+    async fn fetch_key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, StoreError> {
         let wrapped = match self.keys.load_key(subject).await? {
             Some(w) => w,
             None if create => {
@@ -222,37 +285,51 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
     async fn decrypt(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
         for e in &mut events {
-            if !e.payload.get().contains(SHREDDED) {
+            let text = e.payload.get();
+            if !text.contains(SEALED_START) {
                 continue;
             }
-            let Ok(mut payload) = serde_json::from_str::<Map<String, Value>>(e.payload.get()) else {
-                continue;
-            };
-            for value in payload.values_mut() {
-                let (Some(sealed), Some(subject)) = (
-                    value.get(SHREDDED).and_then(Value::as_str).and_then(unhex),
-                    value.get(SUBJECT).and_then(Value::as_str).map(str::to_owned),
-                ) else {
+            // Every sealed value is `{"$shredded":"<hex>","$subject":"<subject>"}`, as written by
+            // `encrypt`: spliced in place, without parsing the rest of the payload.
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text;
+            while let Some(at) = rest.find(SEALED_START) {
+                out.push_str(&rest[..at]);
+                let Some((hex_text, subject, len)) = sealed_at(&rest[at..]) else {
+                    out.push_str(SEALED_START);
+                    rest = &rest[at + SEALED_START.len()..];
                     continue;
                 };
                 if !keys.contains_key(&subject) {
                     let key = self.data_key(&subject, false).await?;
                     keys.insert(subject.clone(), key);
                 }
-                *value = keys[&subject]
+                let plain = keys[&subject]
                     .as_ref()
-                    .and_then(|cipher| open(cipher, &sealed))
-                    .and_then(|plain| serde_json::from_slice(&plain).ok())
-                    .unwrap_or_else(|| Value::String(REDACTED.to_owned()));
+                    .zip(unhex(hex_text))
+                    .and_then(|(cipher, sealed)| open(cipher, &sealed))
+                    .and_then(|plain| String::from_utf8(plain).ok());
+                match plain {
+                    Some(json) => out.push_str(&json),
+                    None => {
+                        out.push('"');
+                        out.push_str(REDACTED);
+                        out.push('"');
+                    }
+                }
+                rest = &rest[at + len..];
             }
-            e.payload = serde_json::value::to_raw_value(&payload).map_err(StoreError::backend)?;
+            out.push_str(rest);
+            e.payload = serde_json::value::RawValue::from_string(out).map_err(StoreError::backend)?;
         }
         Ok(events)
     }
 
-    /// Forgets `subject` ([`forget`]).
+    /// Forgets `subject` ([`forget`]), dropping its key from this store's cache at once.
     pub async fn forget(&self, subject: &str, metadata: &Metadata) -> Result<bool, StoreError> {
-        forget(&self.keys, &self.inner, subject, metadata).await
+        let forgotten = forget(&self.keys, &self.inner, subject, metadata).await;
+        self.cached().remove(subject);
+        forgotten
     }
 
     /// Re-wraps every data key under the current master key (the first given to

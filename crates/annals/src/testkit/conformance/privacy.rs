@@ -8,7 +8,7 @@ use super::sid;
 use crate::error::StoreError;
 use crate::event::{Metadata, NewEvent};
 use crate::ids::ExpectedVersion;
-use crate::privacy::{FORGOTTEN_STREAM, KeyStore, MasterKey, PersonalFields, REDACTED, Shredding};
+use crate::privacy::{FORGOTTEN_STREAM, KEY_CACHE_TTL, KeyStore, MasterKey, PersonalFields, REDACTED, Shredding};
 use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
 
 fn registered(person: &str, email: &str) -> NewEvent {
@@ -64,6 +64,10 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: EventStore + KeySt
     shred.append(vec![snap]).await.unwrap();
     assert!(store.load_snapshot(&ada, None).await.unwrap().is_none());
 
+    // Another process's view: it has ada's key cached.
+    let elsewhere = Shredding::new(store.clone(), store.clone(), fields.clone(), old_master.clone(), vec![]);
+    elsewhere.read_stream(&ada, ReadStream::all()).await.unwrap();
+
     // Forgetting ada: her address reads as redacted on every path; the rest of her events loads,
     // and bob is untouched.
     assert!(shred.forget("ada", &Metadata::by("dpo")).await.unwrap());
@@ -84,6 +88,10 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: EventStore + KeySt
         .map(|e| e.payload_value()["email"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(emails, [REDACTED, "bob@example.org"]);
+    // The other view forgets within its key cache's time to live.
+    tokio::time::sleep(KEY_CACHE_TTL).await;
+    let read = elsewhere.read_stream(&ada, ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], REDACTED);
     let record = store
         .read_stream(&sid(FORGOTTEN_STREAM), ReadStream::all())
         .await
