@@ -30,6 +30,12 @@ use crate::event::{Metadata, NewEvent, RecordedEvent};
 use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{AppendOutcome, EventStore, ReadStream, Snapshot, StreamAppend, StreamInfo};
 
+mod forward;
+mod pseudonym;
+
+use pseudonym::PSEUDONYM;
+pub use pseudonym::{forget_pseudonym, pseudonym, reidentify};
+
 /// What a forgotten subject's personal fields read as.
 pub const REDACTED: &str = "[forgotten]";
 /// The stream forgetting is recorded in (type `Forget`, events `SubjectForgotten {subject}`).
@@ -282,6 +288,24 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Ok(NewEvent { payload: raw, ..event })
     }
 
+    /// `appends` with their personal fields sealed and the snapshots of personal stream types
+    /// dropped (a snapshot would hold the fields in plain: such aggregates are rebuilt by replay).
+    async fn seal_appends(&self, appends: Vec<StreamAppend>) -> Result<Vec<StreamAppend>, StoreError> {
+        let mut sealed = Vec::with_capacity(appends.len());
+        for mut a in appends {
+            let mut events = Vec::with_capacity(a.events.len());
+            for e in std::mem::take(&mut a.events) {
+                events.push(self.encrypt(a.stream_id.as_str(), e).await?);
+            }
+            a.events = events;
+            if self.fields.stream_types.contains(&a.stream_type) {
+                a.snapshot = None;
+            }
+            sealed.push(a);
+        }
+        Ok(sealed)
+    }
+
     async fn decrypt(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
         for e in &mut events {
@@ -383,53 +407,9 @@ pub async fn forget<K: KeyStore, S: EventStore>(
     Ok(forgotten)
 }
 
-/// Pseudonymization (DESIGN §8): a personal identifier (an e-mail, say) used where a stream id
-/// or a metadata value needs one is replaced by a stable UUID, kept in the key table under
-/// `pseudonym:<value>`. Forgetting the mapping ([`forget_pseudonym`]) leaves the UUID pointing
-/// at no one; the same value then gets a new one.
-pub async fn pseudonym<K: KeyStore>(keys: &K, value: &str) -> Result<uuid::Uuid, StoreError> {
-    let name = format!("{PSEUDONYM}{value}");
-    let fresh = WrappedKey {
-        master_id: PSEUDONYM.to_owned(),
-        bytes: uuid::Uuid::now_v7().as_bytes().to_vec(),
-    };
-    let stored = keys.create_key(&name, fresh).await?;
-    uuid::Uuid::from_slice(&stored.bytes)
-        .map_err(|_| StoreError::backend(format!("pseudonym of `{value}` is not a UUID")))
-}
-
-/// The value behind pseudonym `id`, while its mapping exists.
-pub async fn reidentify<K: KeyStore>(keys: &K, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
-    Ok(keys
-        .list_keys()
-        .await?
-        .into_iter()
-        .find(|(name, key)| name.starts_with(PSEUDONYM) && key.bytes == id.as_bytes())
-        .map(|(name, _)| name[PSEUDONYM.len()..].to_owned()))
-}
-
-/// Forgets the pseudonym of `value`; false if it had none.
-pub async fn forget_pseudonym<K: KeyStore>(keys: &K, value: &str) -> Result<bool, StoreError> {
-    keys.forget_key(&format!("{PSEUDONYM}{value}")).await
-}
-
-const PSEUDONYM: &str = "pseudonym:";
-
 impl<S: EventStore, K: KeyStore> EventStore for Shredding<S, K> {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
-        let mut sealed = Vec::with_capacity(appends.len());
-        for mut a in appends {
-            let mut events = Vec::with_capacity(a.events.len());
-            for e in std::mem::take(&mut a.events) {
-                events.push(self.encrypt(a.stream_id.as_str(), e).await?);
-            }
-            a.events = events;
-            if self.fields.stream_types.contains(&a.stream_type) {
-                // A snapshot would hold the personal fields in plain: rebuilt by replay instead.
-                a.snapshot = None;
-            }
-            sealed.push(a);
-        }
+        let sealed = self.seal_appends(appends).await?;
         self.inner.append(sealed).await
     }
 

@@ -1,0 +1,75 @@
+//! `Shredding` is a whole store: checkpoints, dead letters and leases go to the store underneath;
+//! the inbox's appends are sealed like any other.
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::consume::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use crate::error::StoreError;
+use crate::event::RecordedEvent;
+use crate::relay::Leases;
+use crate::store::{AppendOutcome, StreamAppend};
+
+use super::{KeyStore, Shredding};
+
+impl<S: Checkpoints, K: Send + Sync> Checkpoints for Shredding<S, K> {
+    fn load_checkpoint(&self, name: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.inner.load_checkpoint(name)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.save_checkpoint(name, position)
+    }
+    fn list_checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send {
+        self.inner.list_checkpoints()
+    }
+}
+
+impl<S: DeadLetters, K: Send + Sync> DeadLetters for Shredding<S, K> {
+    fn park(
+        &self,
+        consumer: &str,
+        event: &RecordedEvent,
+        error: &str,
+        attempts: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.park(consumer, event, error, attempts)
+    }
+    fn list_parked(&self, consumer: Option<&str>) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
+        self.inner.list_parked(consumer)
+    }
+    fn set_parked(
+        &self,
+        id: u64,
+        state: ParkedState,
+        error: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.inner.set_parked(id, state, error)
+    }
+}
+
+impl<S: Leases, K: Send + Sync> Leases for Shredding<S, K> {
+    fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.inner.hold_lease(name, holder, ttl)
+    }
+    fn release_lease(&self, name: &str, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.release_lease(name, holder)
+    }
+}
+
+impl<S: Inbox, K: KeyStore> Inbox for Shredding<S, K> {
+    async fn append_once(
+        &self,
+        consumer: &str,
+        message_id: Uuid,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let sealed = self.seal_appends(appends).await?;
+        self.inner.append_once(consumer, message_id, sealed).await
+    }
+}
