@@ -5,39 +5,25 @@ mod common;
 
 use std::sync::Arc;
 
-use annals::privacy::{MasterKey, PersonalFields, Shredding};
+use annals::privacy::{MasterKey, Shredding};
 use annals::relay::Publisher;
-use annals::{EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, StreamId};
+use annals::testkit::fixtures::people;
+use annals::{EventStore, MemoryStore, Metadata};
 use annals_nats::NatsPublisher;
 use common::{NATS_URL, delete_stream, unique_options};
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_messages_carry_no_personal_field_in_plain() {
     let options = unique_options(NATS_URL, "privacy");
     let store = Arc::new(MemoryStore::new());
-    let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
     let shred = Shredding::new(
         store.clone(),
         store.clone(),
-        fields,
+        people::fields(),
         MasterKey::new("m1", [1; 32]),
         vec![],
     );
-    for i in 0..5 {
-        shred
-            .append_to_stream(
-                StreamId::new(format!("person-{i}")).unwrap(),
-                "Person",
-                ExpectedVersion::NoStream,
-                vec![NewEvent::from_value(
-                    "Registered",
-                    &json!({ "person_id": format!("p{i}"), "email": format!("someone{i}@example.org"), "city": "Lyon" }),
-                )],
-            )
-            .await
-            .unwrap();
-    }
+    people::register(&shred, 5).await;
     shred.forget("p1", &Metadata::by("dpo")).await.unwrap();
     // The relay reads the store underneath the encryption.
     let events = shred.inner().read_all(0, usize::MAX).await.unwrap();

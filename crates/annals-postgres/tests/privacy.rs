@@ -3,40 +3,26 @@
 
 mod common;
 
-use annals::privacy::{KeyStore, MasterKey, PersonalFields, Shredding};
-use annals::{EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, StreamId};
-use serde_json::json;
+use annals::privacy::{KeyStore, MasterKey, Shredding};
+use annals::testkit::fixtures::people;
+use annals::{EventStore, Metadata, ReadStream, StreamId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tables_never_hold_personal_fields_in_plain() {
     let (store, guard) = common::fresh().await;
-    let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
     let shred = Shredding::new(
         store.clone(),
         store.clone(),
-        fields,
+        people::fields(),
         MasterKey::new("m1", [5; 32]),
         vec![],
     );
-    for i in 0..10 {
-        shred
-            .append_to_stream(
-                StreamId::new(format!("person-{i}")).unwrap(),
-                "Person",
-                ExpectedVersion::NoStream,
-                vec![NewEvent::from_value(
-                    "Registered",
-                    &json!({ "person_id": format!("p{i}"), "email": format!("someone{i}@example.org") }),
-                )],
-            )
-            .await
-            .unwrap();
-    }
+    people::register(&shred, 10).await;
     let seen = shred
         .read_stream(&StreamId::new("person-4").unwrap(), ReadStream::all())
         .await
         .unwrap();
-    assert_eq!(seen[0].payload_value()["email"], "someone4@example.org");
+    assert_eq!(seen[0].payload_value()["email"], "p4@example.org");
     assert!(shred.forget("p4", &Metadata::by("dpo")).await.unwrap());
     let client = store.client().await.unwrap();
     for table in ["events", "snapshots", "subject_keys", "log"] {

@@ -201,32 +201,19 @@ async fn two_handles_on_one_file_share_the_log_and_wake_each_other() {
 /// forgetting removes the subject's key row.
 #[tokio::test]
 async fn the_database_file_never_holds_personal_fields_in_plain() {
-    use annals::privacy::{KeyStore, MasterKey, PersonalFields, Shredding};
+    use annals::privacy::{KeyStore, MasterKey, Shredding};
+    use annals::testkit::fixtures::people;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
     let shred = Shredding::new(
         store.clone(),
         store.clone(),
-        fields,
+        people::fields(),
         MasterKey::new("m1", [3; 32]),
         vec![],
     );
-    for i in 0..20 {
-        shred
-            .append_to_stream(
-                sid(&format!("person-{i}")),
-                "Person",
-                ExpectedVersion::NoStream,
-                vec![NewEvent::from_value(
-                    "Registered",
-                    &json!({ "person_id": format!("p{i}"), "email": format!("someone{i}@example.org") }),
-                )],
-            )
-            .await
-            .unwrap();
-    }
+    people::register(&shred, 20).await;
     assert!(shred.forget("p3", &Metadata::by("dpo")).await.unwrap());
     assert!(store.load_key("p3").await.unwrap().is_none());
     assert_eq!(store.list_keys().await.unwrap().len(), 19);

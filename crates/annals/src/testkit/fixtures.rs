@@ -166,3 +166,42 @@ pub fn person_upcasters() -> crate::upcast::Upcasters {
         Ok(serde_json::json!({ "first": first, "last": last }))
     })
 }
+
+/// Crypto-shredding fixtures: `Registered {person_id, email, city}` events of `Person` streams,
+/// whose `email` is personal data of `person_id`.
+pub mod people {
+    use serde_json::json;
+
+    use crate::event::NewEvent;
+    use crate::ids::{ExpectedVersion, StreamId};
+    use crate::privacy::PersonalFields;
+    use crate::store::EventStore;
+
+    /// `email` of `Registered` events is personal, its subject `person_id`.
+    pub fn fields() -> PersonalFields {
+        PersonalFields::new().field("Person", "Registered", "email", "person_id")
+    }
+
+    /// The registration of person `id` with e-mail `<id>@example.org`, in Lyon.
+    pub fn registered(id: &str) -> NewEvent {
+        NewEvent::from_value(
+            "Registered",
+            &json!({ "person_id": id, "email": format!("{id}@example.org"), "city": "Lyon" }),
+        )
+    }
+
+    /// Registers persons `p0` … `p<n-1>`, each in stream `person-<i>`, through `store`.
+    pub async fn register<S: EventStore>(store: &S, n: usize) {
+        for i in 0..n {
+            store
+                .append_to_stream(
+                    StreamId::new(format!("person-{i}")).expect("a valid id"),
+                    "Person",
+                    ExpectedVersion::NoStream,
+                    vec![registered(&format!("p{i}"))],
+                )
+                .await
+                .expect("registered");
+        }
+    }
+}
