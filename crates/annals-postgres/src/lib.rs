@@ -209,17 +209,6 @@ impl PostgresStore {
             .await;
     }
 
-    /// Makes sure this store's own appends are sequenced — by the background sequencer, or, if
-    /// it is slow, here — and returns the head as known after it.
-    async fn sequence_own_appends(&self) -> Result<u64, StoreError> {
-        if self.shared.progress.caught_up(SEQUENCER_PATIENCE).await {
-            return Ok(*self.shared.head.borrow());
-        }
-        let head = self.assign_positions().await?;
-        advance_head(&self.shared.head, head);
-        Ok(head)
-    }
-
     /// Counts a committed append and wakes the background sequencer.
     pub(crate) fn appended(&self) {
         self.shared
@@ -303,7 +292,8 @@ impl EventStore for PostgresStore {
         if events.len() < limit {
             let seen = events.last().map_or(after, |e| e.global_position);
             if own_pending {
-                self.sequence_own_appends().await?;
+                // If it is slow, the look below sequences them instead.
+                self.shared.progress.caught_up(SEQUENCER_PATIENCE).await;
             }
             if self.assign_positions().await? > seen {
                 let more = self

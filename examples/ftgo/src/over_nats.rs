@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use annals::consume::ErrorPolicy;
 use annals::error::BoxError;
 use annals::relay::{Leases, Relay};
 use annals::saga::{COMMAND_EVENT, ParticipantHandler, REPLY_EVENT, REPLY_STREAM_TYPE, SAGA_STREAM_TYPE};
@@ -58,7 +57,6 @@ fn consumer_options(durable: String, stream_type: &str, event_type: &str) -> Con
     let mut o = ConsumerOptions::new(durable);
     o.stream_types = vec![stream_type.to_owned()];
     o.event_types = vec![event_type.to_owned()];
-    o.policy = ErrorPolicy::default();
     o
 }
 

@@ -219,12 +219,17 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         &self.inner
     }
 
-    fn unwrap_key(&self, wrapped: &WrappedKey) -> Result<Aes256Gcm, StoreError> {
+    /// The plain bytes of a data key, opened with the master key that wrapped it.
+    fn unwrap_bytes(&self, wrapped: &WrappedKey) -> Result<Vec<u8>, StoreError> {
         let master = self.masters.iter().find(|m| m.id == wrapped.master_id).ok_or_else(|| {
             StoreError::backend(format!("no master key `{}` to unwrap a data key", wrapped.master_id))
         })?;
-        let bytes = open(&master.cipher, &wrapped.bytes)
-            .ok_or_else(|| StoreError::backend(format!("a data key does not open with master key `{}`", master.id)))?;
+        open(&master.cipher, &wrapped.bytes)
+            .ok_or_else(|| StoreError::backend(format!("a data key does not open with master key `{}`", master.id)))
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey) -> Result<Aes256Gcm, StoreError> {
+        let bytes = self.unwrap_bytes(wrapped)?;
         let key = Key::<Aes256Gcm>::try_from(bytes.as_slice())
             .map_err(|_| StoreError::backend("a data key is not 32 bytes"))?;
         Ok(Aes256Gcm::new(&key))
@@ -382,12 +387,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
             if wrapped.master_id == current.id || wrapped.master_id == PSEUDONYM {
                 continue;
             }
-            let master = self.masters.iter().find(|m| m.id == wrapped.master_id).ok_or_else(|| {
-                StoreError::backend(format!("no master key `{}` to unwrap a data key", wrapped.master_id))
-            })?;
-            let plain = open(&master.cipher, &wrapped.bytes).ok_or_else(|| {
-                StoreError::backend(format!("a data key does not open with master key `{}`", master.id))
-            })?;
+            let plain = self.unwrap_bytes(&wrapped)?;
             let rewrapped = WrappedKey {
                 master_id: current.id.clone(),
                 bytes: seal(&current.cipher, &plain),
