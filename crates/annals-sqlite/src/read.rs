@@ -55,6 +55,7 @@ impl ReaderPool {
                 )
                 .map_err(StoreError::backend)?;
                 c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                    .and_then(|()| crate::stable_plans(&c))
                     .map_err(StoreError::backend)?;
                 c
             }

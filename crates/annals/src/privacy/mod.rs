@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aes_gcm::aead::{Aead, Generate, KeyInit};
+use aes_gcm::aead::{Aead, AeadInOut, Generate, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use serde_json::{Map, Value, json};
 
@@ -118,19 +118,19 @@ impl PersonalFields {
 const SEALED_START: &str = "{\"$shredded\":\"";
 
 /// The sealed value at the start of `text`: its hex, its subject and its length in bytes.
-fn sealed_at(text: &str) -> Option<(&str, String, usize)> {
+fn sealed_at(text: &str) -> Option<(&str, std::borrow::Cow<'_, str>, usize)> {
     let after = &text[SEALED_START.len()..];
     let hex_end = after.find('"')?;
     let hex_text = &after[..hex_end];
-    let tail = after[hex_end..].strip_prefix("\",\"$subject\":")?;
+    let tail = after[hex_end..].strip_prefix("\",\"$subject\":\"")?;
     // The subject is a JSON string: find its closing quote, past escapes.
     let mut escaped = false;
     let mut end = None;
-    for (i, c) in tail.char_indices().skip(1) {
+    for (i, c) in tail.bytes().enumerate() {
         match (escaped, c) {
             (true, _) => escaped = false,
-            (false, '\\') => escaped = true,
-            (false, '"') => {
+            (false, b'\\') => escaped = true,
+            (false, b'"') => {
                 end = Some(i);
                 break;
             }
@@ -138,7 +138,12 @@ fn sealed_at(text: &str) -> Option<(&str, String, usize)> {
         }
     }
     let end = end?;
-    let subject: String = serde_json::from_str(&tail[..=end]).ok()?;
+    let raw = &tail[..end];
+    let subject = if raw.contains('\\') {
+        std::borrow::Cow::Owned(serde_json::from_str(&format!("\"{raw}\"")).ok()?)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    };
     let rest = tail[end + 1..].strip_prefix('}')?;
     Some((hex_text, subject, text.len() - rest.len()))
 }
@@ -153,22 +158,36 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
+/// Decodes lowercase hex into `out` (cleared first); false if `text` is not such hex.
+fn unhex_into(text: &str, out: &mut Vec<u8>) -> bool {
+    const BAD: u8 = 0xff;
+    const NIBBLES: [u8; 256] = {
+        let mut t = [BAD; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
         }
-    }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    out.clear();
     let bytes = text.as_bytes();
     if !bytes.len().is_multiple_of(2) {
-        return None;
+        return false;
     }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
+    for pair in bytes.chunks_exact(2) {
+        let (hi, lo) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+        if hi == BAD || lo == BAD {
+            return false;
+        }
+        out.push(hi << 4 | lo);
+    }
+    true
 }
 
 fn seal(cipher: &Aes256Gcm, plain: &[u8]) -> Vec<u8> {
@@ -181,6 +200,17 @@ fn seal(cipher: &Aes256Gcm, plain: &[u8]) -> Vec<u8> {
 fn open(cipher: &Aes256Gcm, sealed: &[u8]) -> Option<Vec<u8>> {
     let (nonce, ct) = sealed.split_at_checked(12)?;
     cipher.decrypt(&Nonce::try_from(nonce).ok()?, ct).ok()
+}
+
+/// Opens `sealed` (nonce, ciphertext, tag) where it lies; the plaintext is the returned slice.
+fn open_in_place<'a>(cipher: &Aes256Gcm, sealed: &'a mut [u8]) -> Option<&'a [u8]> {
+    let (nonce, rest) = sealed.split_at_mut_checked(12)?;
+    let (msg, tag) = rest.split_at_mut_checked(rest.len().checked_sub(16)?)?;
+    let tag = aes_gcm::Tag::try_from(&*tag).ok()?;
+    cipher
+        .decrypt_inout_detached(&Nonce::try_from(&*nonce).ok()?, b"", msg.into(), &tag)
+        .ok()?;
+    Some(msg)
 }
 
 /// An [`EventStore`] whose personal fields are encrypted at rest; see the module docs.
@@ -330,40 +360,44 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
 
     async fn decrypt(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
+        let mut buffer = Vec::new();
         for e in &mut events {
             let text = e.payload.get();
-            if !text.contains(SEALED_START) {
+            let Some(first) = text.find(SEALED_START) else {
                 continue;
-            }
+            };
             // Every sealed value is `{"$shredded":"<hex>","$subject":"<subject>"}`, as written by
             // `encrypt`: spliced in place, without parsing the rest of the payload.
             let mut out = String::with_capacity(text.len());
             let mut rest = text;
-            while let Some(at) = rest.find(SEALED_START) {
-                out.push_str(&rest[..at]);
-                let Some((hex_text, subject, len)) = sealed_at(&rest[at..]) else {
+            let mut at = Some(first);
+            while let Some(i) = at {
+                out.push_str(&rest[..i]);
+                let Some((hex_text, subject, len)) = sealed_at(&rest[i..]) else {
                     out.push_str(SEALED_START);
-                    rest = &rest[at + SEALED_START.len()..];
+                    rest = &rest[i + SEALED_START.len()..];
+                    at = rest.find(SEALED_START);
                     continue;
                 };
-                if !keys.contains_key(&subject) {
+                if !keys.contains_key(subject.as_ref()) {
                     let key = self.data_key(&subject, false).await?;
-                    keys.insert(subject.clone(), key);
+                    keys.insert(subject.clone().into_owned(), key);
                 }
-                let plain = keys[&subject]
+                let plain = keys[subject.as_ref()]
                     .as_ref()
-                    .zip(unhex(hex_text))
-                    .and_then(|(cipher, sealed)| open(cipher, &sealed))
-                    .and_then(|plain| String::from_utf8(plain).ok());
+                    .filter(|_| unhex_into(hex_text, &mut buffer))
+                    .and_then(|cipher| open_in_place(cipher, &mut buffer))
+                    .and_then(|plain| std::str::from_utf8(plain).ok());
                 match plain {
-                    Some(json) => out.push_str(&json),
+                    Some(json) => out.push_str(json),
                     None => {
                         out.push('"');
                         out.push_str(REDACTED);
                         out.push('"');
                     }
                 }
-                rest = &rest[at + len..];
+                rest = &rest[i + len..];
+                at = rest.find(SEALED_START);
             }
             out.push_str(rest);
             e.payload = serde_json::value::RawValue::from_string(out).map_err(StoreError::backend)?;

@@ -99,6 +99,25 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: EventStore + KeySt
     assert_eq!(record.len(), 1);
     assert_eq!(record[0].payload_value()["subject"], "ada");
 
+    // A subject whose id needs escaping in JSON reads back and is forgotten like any other.
+    let odd = "o\"brien\\ü";
+    let odd_stream = sid("person-odd");
+    shred
+        .append_to_stream(
+            odd_stream.clone(),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![registered(odd, "ob@example.org")],
+        )
+        .await
+        .unwrap();
+    let read = shred.read_stream(&odd_stream, ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], "ob@example.org");
+    assert_eq!(read[0].payload_value()["person_id"], odd);
+    assert!(shred.forget(odd, &Metadata::by("dpo")).await.unwrap());
+    let read = shred.read_stream(&odd_stream, ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], REDACTED);
+
     // A new master key: keys are re-wrapped, no event is rewritten, and the old key can go.
     let head = store.head_position().await.unwrap();
     let new_master = MasterKey::new("m2", [9; 32]);
