@@ -84,13 +84,8 @@ async fn main() {
         .field("Consumer", "ConsumerRegistered", "name", "consumer_id")
         .field("Consumer", "ConsumerRegistered", "email", "consumer_id")
         .field("Consumer", "AddressChanged", "address", "consumer_id");
-    let shred = Shredding::new(
-        store.clone(),
-        store.clone(),
-        fields,
-        MasterKey::new("m1", [4; 32]),
-        vec![],
-    );
+    // Keys in the store's own file: a new subject's key is synced by the append that uses it.
+    let shred = Shredding::in_store(store.clone(), fields, MasterKey::new("m1", [4; 32]), vec![]);
     println!(
         "annals crypto-shredding benchmark — SQLite synchronous=FULL; {:?} per case; {} cores",
         secs(),

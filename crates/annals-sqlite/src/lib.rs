@@ -113,7 +113,12 @@ impl SqliteStore {
             })?;
         let (conn, options) = conn;
         let head = watch::Sender::new(head);
-        let writer = Arc::new(writer::Writer::new(conn, head.clone(), options.max_group));
+        let writer = Arc::new(writer::Writer::new(
+            conn,
+            head.clone(),
+            options.max_group,
+            options.synchronous.pragma(),
+        ));
         Ok(Self {
             shared: Arc::new(Shared {
                 readers: ReaderPool::new(path.clone()),
@@ -163,11 +168,21 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
+        self.write_with(false, f).await
+    }
+
+    /// [`write`](Self::write); `relaxed`: the commit is made durable by the next durable commit on
+    /// this database rather than by an fsync of its own (see `Writer::exclusive`).
+    pub(crate) async fn write_with<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        relaxed: bool,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let writer = self.shared.writer.clone();
         if writer::on_multi_thread_runtime() {
-            return tokio::task::block_in_place(|| writer.exclusive(f));
+            return tokio::task::block_in_place(|| writer.exclusive(relaxed, f));
         }
-        tokio::task::spawn_blocking(move || writer.exclusive(f))
+        tokio::task::spawn_blocking(move || writer.exclusive(relaxed, f))
             .await
             .map_err(|e| E::from(StoreError::backend(e)))?
     }

@@ -42,6 +42,8 @@ pub(crate) struct Writer {
     conn: Mutex<Connection>,
     head: watch::Sender<u64>,
     max_group: usize,
+    /// The connection's `PRAGMA synchronous` (restored after a relaxed transaction).
+    synchronous: &'static str,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -49,12 +51,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, head: watch::Sender<u64>, max_group: usize) -> Self {
+    pub(crate) fn new(conn: Connection, head: watch::Sender<u64>, max_group: usize, synchronous: &'static str) -> Self {
         Self {
             queue: Mutex::new(VecDeque::new()),
             conn: Mutex::new(conn),
             head,
             max_group: max_group.max(1),
+            synchronous,
         }
     }
 
@@ -121,19 +124,36 @@ impl Writer {
 
     /// Runs `f` in its own transaction on the writer connection (committed if it returns `Ok`),
     /// then commits any appends that queued meanwhile. Blocking: call from a blocking context.
+    /// `relaxed`: the commit does not wait for an fsync of its
+    /// own (`synchronous = NORMAL` for this transaction when the store runs `FULL`). In WAL mode
+    /// the next synced commit syncs the log up to and including it, and recovery keeps a prefix
+    /// of the log: so whatever commits after it durably on this database finds it durable too.
     pub(crate) fn exclusive<T, E: From<StoreError>>(
         &self,
+        relaxed: bool,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        let relax = relaxed && matches!(self.synchronous, "FULL" | "EXTRA");
         let result = (|| {
             let mut conn = lock(&self.conn);
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(StoreError::backend)?;
-            match f(&tx) {
-                Ok(v) => tx.commit().map(|()| v).map_err(|e| StoreError::backend(e).into()),
-                Err(e) => Err(e),
+            if relax {
+                conn.execute_batch("PRAGMA synchronous = NORMAL")
+                    .map_err(StoreError::backend)?;
             }
+            let committed = (|| {
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(StoreError::backend)?;
+                match f(&tx) {
+                    Ok(v) => tx.commit().map(|()| v).map_err(|e| StoreError::backend(e).into()),
+                    Err(e) => Err(e),
+                }
+            })();
+            if relax {
+                conn.execute_batch(&format!("PRAGMA synchronous = {}", self.synchronous))
+                    .map_err(StoreError::backend)?;
+            }
+            committed
         })();
         // Appenders that found the connection busy left their jobs for us.
         self.lead(usize::MAX);

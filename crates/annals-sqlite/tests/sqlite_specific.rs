@@ -230,3 +230,32 @@ async fn the_database_file_never_holds_personal_fields_in_plain() {
         "a plaintext address is on disk"
     );
 }
+
+/// `Shredding::in_store` commits a new subject's key without an fsync of its own (the append
+/// that uses it syncs the write-ahead log): the keys are there, and the writer connection is
+/// back to the store's own `synchronous` setting afterwards, so later appends stay durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_for_an_append_leave_later_commits_synced() {
+    use annals::privacy::{KeyStore, MasterKey, Shredding};
+    use annals::testkit::fixtures::people;
+    use annals_sqlite::{SqliteOptions, Synchronous};
+    for (synchronous, pragma) in [(Synchronous::Full, 2), (Synchronous::Off, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            synchronous,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(dir.path().join("k.db"), options).await.unwrap();
+        let shred = Shredding::in_store(store.clone(), people::fields(), MasterKey::new("m1", [3; 32]), vec![]);
+        people::register(&shred, 5).await;
+        assert_eq!(store.list_keys().await.unwrap().len(), 5);
+        let now: i64 = store
+            .write(|tx| {
+                tx.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(StoreError::backend)
+            })
+            .await
+            .unwrap();
+        assert_eq!(now, pragma, "{synchronous:?}");
+    }
+}

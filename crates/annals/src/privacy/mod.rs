@@ -87,6 +87,19 @@ pub trait KeyStore: Send + Sync {
     fn list_keys(&self) -> impl Future<Output = Result<Vec<(String, WrappedKey)>, StoreError>> + Send;
     /// Replaces subject's key, if it still has one (rotation).
     fn replace_key(&self, subject: &str, key: WrappedKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`create_key`](Self::create_key) for a key store that is also the event store the key's
+    /// first events go to ([`Shredding::in_store`]). A store whose log is one sequence (SQLite's
+    /// write-ahead log) may let the key become durable with that append instead of with a commit
+    /// of its own: recovery keeps a prefix of the log, so an event that survives a crash finds
+    /// its key. The default is `create_key`.
+    fn create_key_before_append(
+        &self,
+        subject: &str,
+        key: WrappedKey,
+    ) -> impl Future<Output = Result<WrappedKey, StoreError>> + Send {
+        self.create_key(subject, key)
+    }
 }
 
 /// Which fields are personal: (stream type, event type, field, field naming the subject).
@@ -222,12 +235,28 @@ pub struct Shredding<S, K> {
     masters: Arc<Vec<MasterKey>>,
     /// Data keys unwrapped in the last [`KEY_CACHE_TTL`], by subject.
     cache: Arc<std::sync::Mutex<HashMap<String, (std::time::Instant, Aes256Gcm)>>>,
+    /// `keys` is `inner` ([`Shredding::in_store`]): new keys use `create_key_before_append`.
+    keys_in_store: bool,
 }
 
 /// How long an unwrapped data key is reused without asking the key store again. A subject
 /// forgotten through this store is dropped from it at once; one forgotten by another process is
 /// unreadable here after at most this long.
 pub const KEY_CACHE_TTL: Duration = Duration::from_millis(250);
+
+impl<S: EventStore + KeyStore + Clone> Shredding<S, S> {
+    /// [`new`](Self::new) for a store that keeps its data keys itself, in the same database as its
+    /// events (SQLite, PostgreSQL, memory). A new subject's key may then become durable with the
+    /// append that first uses it ([`KeyStore::create_key_before_append`]): on SQLite, a new
+    /// subject costs one fsync instead of two. Every process that seals events with these keys
+    /// must write them to this same database.
+    pub fn in_store(store: S, fields: PersonalFields, master: MasterKey, older: Vec<MasterKey>) -> Self {
+        Self {
+            keys_in_store: true,
+            ..Self::new(store.clone(), store, fields, master, older)
+        }
+    }
+}
 
 impl<S: EventStore, K: KeyStore> Shredding<S, K> {
     /// `inner` with the personal `fields` encrypted, data keys in `keys` wrapped by `master`
@@ -241,10 +270,13 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
             fields: Arc::new(fields),
             masters: Arc::new(masters),
             cache: Arc::default(),
+            keys_in_store: false,
         }
     }
 
     /// The store underneath (ciphertext only): for the relay and for tools.
+    ///
+    /// (See also [`Shredding::in_store`], for a store that keeps its own data keys.)
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -301,7 +333,11 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
                     master_id: master.id.clone(),
                     bytes: seal(&master.cipher, key.as_slice()),
                 };
-                self.keys.create_key(subject, fresh).await?
+                if self.keys_in_store {
+                    self.keys.create_key_before_append(subject, fresh).await?
+                } else {
+                    self.keys.create_key(subject, fresh).await?
+                }
             }
             None => return Ok(None),
         };
@@ -512,5 +548,12 @@ impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
     }
     fn replace_key(&self, subject: &str, key: WrappedKey) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).replace_key(subject, key)
+    }
+    fn create_key_before_append(
+        &self,
+        subject: &str,
+        key: WrappedKey,
+    ) -> impl Future<Output = Result<WrappedKey, StoreError>> + Send {
+        (**self).create_key_before_append(subject, key)
     }
 }
