@@ -14,6 +14,11 @@ use crate::create_order::{
 };
 use crate::order::{LineItem, Order, OrderCommand, OrderError};
 
+/// Aggregates each service keeps in its repository's cache: a service is the main writer of its
+/// aggregates, so a saga's later steps on them (approve an order, confirm a ticket, charge an
+/// account again) need no load.
+const AGGREGATES_CACHED: usize = 10_000;
+
 fn unknown(service: &str, command: &CommandMessage) -> BoxError {
     format!("the {service} service has no command {}", command.command.command_type).into()
 }
@@ -40,7 +45,7 @@ impl<St: EventStore + Clone> OrderService<St> {
     /// The Order Service on `store`.
     pub fn new(store: St) -> Self {
         Self {
-            orders: Repository::new(store.clone()),
+            orders: Repository::new(store.clone()).with_cache(AGGREGATES_CACHED),
             sagas: Orchestrator::new(store),
         }
     }
@@ -74,7 +79,7 @@ impl<St: EventStore + Clone> OrderService<St> {
             restaurant_id: restaurant_id.into(),
             line_items: line_items.clone(),
         };
-        let decided = self.orders.decide(order_id, &command, metadata).await?;
+        let mut decided = self.orders.decide(order_id, &command, metadata).await?;
         let data = CreateOrderData {
             order_id: order_id.to_string(),
             consumer_id: consumer_id.into(),
@@ -84,10 +89,13 @@ impl<St: EventStore + Clone> OrderService<St> {
             ticket_id: None,
         };
         let saga = saga_id(order_id.as_str()).map_err(SagaRunError::from)?;
-        Ok(self
+        let order = std::mem::take(&mut decided.append);
+        let stored = self
             .sagas
-            .start_with(&saga, data, metadata, decided.append.into_iter().collect())
-            .await?)
+            .start_with(&saga, data, metadata, order.into_iter().collect())
+            .await?;
+        self.orders.stored(order_id, &decided);
+        Ok(stored)
     }
 }
 
@@ -107,7 +115,12 @@ impl<St: EventStore + Clone> Participant for OrderService<St> {
             return Err(unknown("order", c));
         };
         let id = StreamId::new(order_id)?;
-        Handled::from_decision(self.orders.decide(&id, &command, &meta).await, |_| ReplyBody::done())
+        Handled::from_repository(
+            &self.orders,
+            &id,
+            self.orders.decide(&id, &command, &meta).await,
+            |_| ReplyBody::done(),
+        )
     }
 }
 
@@ -120,7 +133,7 @@ impl<St: EventStore> ConsumerService<St> {
     /// The Consumer Service on `store`.
     pub fn new(store: St) -> Self {
         Self {
-            consumers: Repository::new(store),
+            consumers: Repository::new(store).with_cache(AGGREGATES_CACHED),
         }
     }
 
@@ -149,7 +162,7 @@ impl<St: EventStore> Participant for ConsumerService<St> {
             .consumers
             .decide(&id, &command, &c.caused("consumer-service"))
             .await;
-        Handled::from_decision(decided, |_| ReplyBody::done())
+        Handled::from_repository(&self.consumers, &id, decided, |_| ReplyBody::done())
     }
 }
 
@@ -162,7 +175,7 @@ impl<St: EventStore> KitchenService<St> {
     /// The Kitchen Service on `store`.
     pub fn new(store: St) -> Self {
         Self {
-            tickets: Repository::new(store),
+            tickets: Repository::new(store).with_cache(AGGREGATES_CACHED),
         }
     }
 
@@ -191,9 +204,8 @@ impl<St: EventStore> Participant for KitchenService<St> {
             let reply = CreateTicketReply {
                 ticket_id: id.to_string(),
             };
-            return Handled::from_decision(self.tickets.decide(&id, &command, &meta).await, |_| {
-                ReplyBody::success(&reply)
-            });
+            let decided = self.tickets.decide(&id, &command, &meta).await;
+            return Handled::from_repository(&self.tickets, &id, decided, |_| ReplyBody::success(&reply));
         }
         let (ticket, command) = if c.is::<ConfirmCreateTicket>() {
             (c.decode::<ConfirmCreateTicket>()?.ticket_id, TicketCommand::Confirm)
@@ -203,7 +215,8 @@ impl<St: EventStore> Participant for KitchenService<St> {
             return Err(unknown("kitchen", c));
         };
         let id = StreamId::new(ticket)?;
-        Handled::from_decision(self.tickets.decide(&id, &command, &meta).await, |_| ReplyBody::done())
+        let decided = self.tickets.decide(&id, &command, &meta).await;
+        Handled::from_repository(&self.tickets, &id, decided, |_| ReplyBody::done())
     }
 }
 
@@ -216,7 +229,7 @@ impl<St: EventStore> AccountingService<St> {
     /// The Accounting Service on `store`.
     pub fn new(store: St) -> Self {
         Self {
-            accounts: Repository::new(store),
+            accounts: Repository::new(store).with_cache(AGGREGATES_CACHED),
         }
     }
 
@@ -245,6 +258,6 @@ impl<St: EventStore> Participant for AccountingService<St> {
             .accounts
             .decide(&id, &command, &c.caused("accounting-service"))
             .await;
-        Handled::from_decision(decided, |_| ReplyBody::done())
+        Handled::from_repository(&self.accounts, &id, decided, |_| ReplyBody::done())
     }
 }

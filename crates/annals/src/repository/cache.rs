@@ -27,6 +27,16 @@ impl<A> Cache<A> {
         })
     }
 
+    /// Removes and returns the entry: a state decided on and not yet known to be stored.
+    pub(crate) fn take(&self, id: &StreamId) -> Option<Loaded<A>> {
+        self.entries().remove(id).map(|(state, version)| Loaded {
+            state,
+            version,
+            from_snapshot: None,
+            deleted: false,
+        })
+    }
+
     pub(crate) fn put(&self, id: &StreamId, state: &A, version: u64) {
         let mut entries = self.entries();
         if entries.len() >= self.capacity && !entries.contains_key(id) {

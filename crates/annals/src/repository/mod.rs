@@ -111,7 +111,7 @@ pub struct Decided<A: Aggregate> {
 pub struct Repository<A: Aggregate, S> {
     store: S,
     snapshots: Option<Snapshots<A>>,
-    cache: Option<Cache<A>>,
+    cache: Option<std::sync::Arc<Cache<A>>>,
     max_attempts: u32,
     _aggregate: PhantomData<fn() -> A>,
 }
@@ -233,12 +233,23 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// policy says so). Store it yourself, together with other appends in one transaction (a saga
     /// started with the aggregate that starts it, a participant's reply), and on a conflict
     /// decide again.
+    ///
+    /// With a cache ([`with_cache`](Self::with_cache)) the state comes from it when it has one,
+    /// and leaves it: tell it once the append is stored ([`stored`](Self::stored)), so the next
+    /// command needs no load; until then (or after a conflict) the next decide loads. A refusal or
+    /// a no-op decided on a cached state is decided again on the stored one.
     pub async fn decide(
         &self,
         id: &StreamId,
         command: &A::Command,
         metadata: &Metadata,
     ) -> Result<Decided<A>, RepositoryError<A::Error>> {
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.take(id)) {
+            let decided = self.decide_on(id, cached, command, metadata);
+            if let Ok(d @ Decided { append: Some(_), .. }) = decided {
+                return Ok(d);
+            }
+        }
         let loaded = self.load(id).await?;
         self.decide_on(id, loaded, command, metadata)
     }
@@ -336,6 +347,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
+    /// What [`stored`](Self::stored) would do, to run later (once the append has been stored by
+    /// someone else, e.g. a saga participant's handler); `None` without a cache.
+    pub fn when_stored(&self, id: &StreamId, decided: &Decided<A>) -> Option<Box<dyn FnOnce() + Send>>
+    where
+        A: Clone + Send + 'static,
+    {
+        let cache = std::sync::Arc::clone(self.cache.as_ref()?);
+        let (id, state, version) = (id.clone(), decided.state.clone(), decided.version);
+        Some(Box::new(move || cache.put(&id, &state, version)))
+    }
+
     /// Runs `command` against the aggregate `id`: load, handle, append with the loaded version
     /// expected; on conflict, tries again with fresh state up to the configured number of times.
     pub async fn execute(
@@ -416,11 +438,11 @@ impl<A: Aggregate + Clone, S: EventStore> Repository<A, S> {
     /// no-op decided on a cached state is decided again on the stored one. For a process that
     /// is the main writer of hot aggregates (a saga orchestrator).
     pub fn with_cache(mut self, capacity: usize) -> Self {
-        self.cache = Some(Cache {
+        self.cache = Some(std::sync::Arc::new(Cache {
             entries: Default::default(),
             capacity: capacity.max(1),
             copy: A::clone,
-        });
+        }));
         self
     }
 }

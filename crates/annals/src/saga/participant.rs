@@ -9,8 +9,9 @@ use crate::aggregate::Aggregate;
 use crate::consume::{EventHandler, Inbox};
 use crate::error::{BoxError, RepositoryError};
 use crate::event::RecordedEvent;
-use crate::repository::Decided;
-use crate::store::StreamAppend;
+use crate::ids::StreamId;
+use crate::repository::{Decided, Repository};
+use crate::store::{EventStore, StreamAppend};
 
 use super::message::{CommandMessage, ReplyBody, reply_append};
 
@@ -29,12 +30,22 @@ pub trait Participant: Send + Sync {
 }
 
 /// What a participant decided: events to store and the reply to send with them.
-#[derive(Debug)]
 pub struct Handled {
     /// The appends (may be none).
     pub appends: Vec<StreamAppend>,
     /// The reply.
     pub reply: ReplyBody,
+    /// Run once the appends are stored (a repository's cache learns the new state).
+    on_stored: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handled")
+            .field("appends", &self.appends)
+            .field("reply", &self.reply)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Handled {
@@ -43,7 +54,23 @@ impl Handled {
         Self {
             appends: Vec::new(),
             reply,
+            on_stored: None,
         }
+    }
+
+    /// [`from_decision`](Self::from_decision) on `repo`'s aggregate `id`: once the handler has
+    /// stored the append, `repo`'s cache (if on, see [`Repository::with_cache`]) holds the new
+    /// state, so the aggregate's next command needs no load.
+    pub fn from_repository<A: Aggregate + Clone + Send + 'static, S: EventStore>(
+        repo: &Repository<A, S>,
+        id: &StreamId,
+        decided: Result<Decided<A>, RepositoryError<A::Error>>,
+        on_success: impl FnOnce(&Decided<A>) -> ReplyBody,
+    ) -> Result<Self, BoxError> {
+        let on_stored = decided.as_ref().ok().and_then(|d| repo.when_stored(id, d));
+        let mut handled = Self::from_decision(decided, on_success)?;
+        handled.on_stored = on_stored;
+        Ok(handled)
     }
 
     /// From a [`Repository::decide`](crate::Repository::decide) on an aggregate: its append and
@@ -56,6 +83,7 @@ impl Handled {
             Ok(d) => Ok(Self {
                 reply: on_success(&d),
                 appends: d.append.into_iter().collect(),
+                on_stored: None,
             }),
             Err(RepositoryError::Rejected(e)) => Ok(Self::reply(ReplyBody::failure(e.to_string()))),
             Err(e @ (RepositoryError::Deleted { .. } | RepositoryError::NoSuchAggregate { .. })) => {
@@ -109,7 +137,12 @@ impl<St: Inbox, P: Participant> ParticipantHandler<St, P> {
             let metadata = command.caused(&self.consumer);
             appends.push(reply_append(command, handled.reply, metadata)?);
             match self.store.append_once(&self.consumer, command.id, appends).await {
-                Ok(stored) => return Ok(stored.is_some()),
+                Ok(stored) => {
+                    if let (Some(_), Some(on_stored)) = (&stored, handled.on_stored) {
+                        on_stored();
+                    }
+                    return Ok(stored.is_some());
+                }
                 Err(e) if e.is_conflict() && conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
             }

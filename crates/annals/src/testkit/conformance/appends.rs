@@ -447,4 +447,27 @@ pub async fn cached_repositories_stay_correct_beside_other_writers<S: EventStore
         6,
         "1, 10, 100, reset, 5, 2: nothing stored from a stale state"
     );
+
+    // `decide` takes its state from the cache and leaves it there only once told it was stored.
+    let d = cached.decide(&t, &TallyCommand::Add(3), &meta).await.unwrap();
+    assert_eq!(d.append.as_ref().map(|a| a.expected), Some(ExpectedVersion::Exact(6)));
+    other.execute(&t, &TallyCommand::Add(4), &meta).await.unwrap();
+    // Not stored, not told: the next decide loads (and sees the other writer's 4).
+    let d = cached.decide(&t, &TallyCommand::Add(3), &meta).await.unwrap();
+    assert_eq!((d.state.total, d.version), (14, 8));
+    store.append(vec![d.append.clone().unwrap()]).await.unwrap();
+    cached.stored(&t, &d);
+    // Behind another writer: the decided append names the cached version, and conflicts.
+    other.execute(&t, &TallyCommand::Add(1), &meta).await.unwrap();
+    let stale = cached.decide(&t, &TallyCommand::Add(1), &meta).await.unwrap();
+    let err = store.append(vec![stale.append.unwrap()]).await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    let d = cached.decide(&t, &TallyCommand::Reset, &meta).await.unwrap();
+    assert_eq!((d.state.total, d.version), (0, 10), "decided again on the stored state");
+    store.append(vec![d.append.clone().unwrap()]).await.unwrap();
+    cached.stored(&t, &d);
+    // A refusal on the cached state (total 0) is decided again on the stored one (total 5).
+    other.execute(&t, &TallyCommand::Add(5), &meta).await.unwrap();
+    let d = cached.decide(&t, &TallyCommand::Reset, &meta).await.unwrap();
+    assert_eq!((d.state.total, d.version), (0, 12));
 }
