@@ -130,7 +130,7 @@ impl Endings {
 /// `pace`, or (without a pace) placing one and waiting for its saga to end before the next.
 /// Returns the saga ids once every saga has ended.
 async fn place<St: EventStore + Clone + 'static>(
-    store: &St,
+    orders: &Arc<OrderService<St>>,
     endings: &Endings,
     tag: &str,
     clients: usize,
@@ -140,7 +140,7 @@ async fn place<St: EventStore + Clone + 'static>(
     let deadline = Instant::now() + time;
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let orders = OrderService::new(store.clone());
+        let orders = Arc::clone(orders);
         let tag = format!("{tag}-{c}");
         let endings = endings.clone();
         tasks.push(tokio::spawn(async move {
@@ -188,6 +188,7 @@ async fn place<St: EventStore + Clone + 'static>(
 /// One phase: place orders, wait for their sagas; sagas/s and durations.
 async fn phase<St: EventStore + Clone + 'static>(
     store: &St,
+    orders: &Arc<OrderService<St>>,
     tag: &str,
     clients: usize,
     pace: Option<Duration>,
@@ -196,7 +197,7 @@ async fn phase<St: EventStore + Clone + 'static>(
     let from = store.head_position().await.unwrap();
     let follower = endings.follow(store.clone(), from);
     let started = SystemTime::now();
-    let ids = place(store, &endings, tag, clients, pace, secs()).await;
+    let ids = place(orders, &endings, tag, clients, pace, secs()).await;
     follower.abort();
     let (latencies, last_end) = endings.durations(&ids);
     Sample {
@@ -310,9 +311,11 @@ fn report_pair(name: &str, steady: &Sample, full: &Sample, raw: &Sample) {
 async fn sqlite(dir: &std::path::Path) {
     let store = SqliteStore::open(dir.join("saga.db")).await.unwrap();
     register_all(&store, &store).await;
-    let services = in_process::spawn(&store);
-    let steady = phase(&store, "steady", 4, Some(Duration::from_millis(80))).await;
-    let full = phase(&store, "full", in_flight(), None).await;
+    // Orders are placed through the order service that runs the sagas, as its API would.
+    let orders = Arc::new(OrderService::new(store.clone()));
+    let services = in_process::spawn_with_orders(&store, Arc::clone(&orders));
+    let steady = phase(&store, &orders, "steady", 4, Some(Duration::from_millis(80))).await;
+    let full = phase(&store, &orders, "full", in_flight(), None).await;
     services.stop().await.unwrap();
     let raw = raw_sqlite(dir.join("raw.db"), secs());
     report_pair("SQLite in-process", &steady, &full, &raw);
@@ -339,8 +342,11 @@ async fn postgres() {
     register_all(&stores[1], &stores[3]).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut running = Vec::new();
+    // Orders are placed through the order service that runs the sagas, as its API would.
+    let orders = Arc::new(OrderService::new(stores[0].clone()));
     for (s, store) in Service::ALL.into_iter().zip(&stores) {
         let (store, options, rx) = (store.clone(), options.clone(), stop_rx.clone());
+        let orders = Arc::clone(&orders);
         running.push(tokio::spawn(async move {
             let stop = move || {
                 let mut rx = rx.clone();
@@ -348,14 +354,16 @@ async fn postgres() {
                     let _ = rx.wait_for(|s| *s).await;
                 }
             };
-            over_nats::serve(store, s, options, Duration::from_secs(5), stop)
-                .await
-                .unwrap();
+            let served = match s {
+                Service::Order => over_nats::serve_orders(store, orders, options, Duration::from_secs(5), stop).await,
+                _ => over_nats::serve(store, s, options, Duration::from_secs(5), stop).await,
+            };
+            served.unwrap();
         }));
     }
     let order = &stores[0];
-    let steady = phase(order, "steady", 4, Some(Duration::from_millis(80))).await;
-    let full = phase(order, "full", in_flight(), None).await;
+    let steady = phase(order, &orders, "steady", 4, Some(Duration::from_millis(80))).await;
+    let full = phase(order, &orders, "full", in_flight(), None).await;
     let _ = stop_tx.send(true);
     for r in running {
         r.await.unwrap();

@@ -1,6 +1,7 @@
 //! The whole FTGO system in one process: every service's participant and the Create Order
 //! saga's orchestrator run as subscriptions on one store (the embedded default needs no broker).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use annals::consume::{Checkpoints, ConsumeError, DeadLetters, EventHandler, Inbox, Progress, Runner, Subscription};
@@ -55,8 +56,13 @@ fn spawn_runner<St: ServiceStore, H: EventHandler + Clone + 'static>(
 /// Starts the Order, Consumer, Kitchen and Accounting services' participants and the Create
 /// Order saga's orchestrator, each a subscription named `ftgo.<service>` on `store`.
 pub fn spawn<St: ServiceStore>(store: &St) -> Services {
+    spawn_with_orders(store, Arc::new(OrderService::new(store.clone())))
+}
+
+/// [`spawn`], with the `OrderService` that orders are placed through in this process: one
+/// instance, so its caches hold the orders and sagas it starts when their replies arrive.
+pub fn spawn_with_orders<St: ServiceStore>(store: &St, order: Arc<OrderService<St>>) -> Services {
     let (stop, _) = watch::channel(false);
-    let order = OrderService::new(store.clone());
     let orchestrator = order.sagas().clone();
     let tasks = vec![
         spawn_runner(store, "ftgo.create-order-saga", REPLY_STREAM_TYPE, orchestrator, &stop),

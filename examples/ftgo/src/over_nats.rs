@@ -4,6 +4,7 @@
 //! in its own process, one per service, each on its own store.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use annals::error::BoxError;
@@ -75,6 +76,40 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    run(store, service, None, options, lease, stop).await
+}
+
+/// [`serve`] for the order service, with the `OrderService` the process also places orders
+/// through (its API, say): one instance, so the saga it starts and the order it creates are in
+/// its caches when the saga's replies and its `ApproveOrder` arrive.
+pub async fn serve_orders<St, F, Fut>(
+    store: St,
+    orders: Arc<OrderService<St>>,
+    options: NatsOptions,
+    lease: Duration,
+    stop: F,
+) -> Result<(), BoxError>
+where
+    St: ServiceStore + Leases + Sync,
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run(store, Service::Order, Some(orders), options, lease, stop).await
+}
+
+async fn run<St, F, Fut>(
+    store: St,
+    service: Service,
+    orders: Option<Arc<OrderService<St>>>,
+    options: NatsOptions,
+    lease: Duration,
+    stop: F,
+) -> Result<(), BoxError>
+where
+    St: ServiceStore + Leases + Sync,
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let name = service.name();
     let js = annals_nats::connect(&options).await?;
     let publisher = NatsPublisher::new(js.clone(), &options);
@@ -99,7 +134,7 @@ where
     }
     match service {
         Service::Order => {
-            let orders = OrderService::new(store.clone());
+            let orders = orders.unwrap_or_else(|| Arc::new(OrderService::new(store.clone())));
             let replies = consumer_options("ftgo-create-order-saga".into(), REPLY_STREAM_TYPE, REPLY_EVENT);
             let orchestrator = orders.sagas().clone();
             let consumer = NatsConsumer::new(js.clone(), options.clone(), replies, orchestrator, store.clone());

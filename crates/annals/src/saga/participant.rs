@@ -29,6 +29,16 @@ pub trait Participant: Send + Sync {
     fn handle(&self, command: &CommandMessage) -> impl Future<Output = Result<Handled, BoxError>> + Send;
 }
 
+impl<P: Participant> Participant for Arc<P> {
+    fn channel(&self) -> &str {
+        (**self).channel()
+    }
+
+    fn handle(&self, command: &CommandMessage) -> impl Future<Output = Result<Handled, BoxError>> + Send {
+        (**self).handle(command)
+    }
+}
+
 /// What a participant decided: events to store and the reply to send with them.
 pub struct Handled {
     /// The appends (may be none).
