@@ -1,5 +1,6 @@
-//! Appends: every stream of an append goes to the server in one call of `append_events` (one
-//! transaction, batched as arrays, a prepared statement): one round trip per append, no global
+//! Appends: every stream of an append goes to the server in one prepared statement
+//! (`append_stream.sql` for one stream, `append_streams.sql` for several or with an inbox mark;
+//! one transaction, batched as arrays): one round trip per append, no global
 //! lock, no wait for the sequencer (which gives the events their global positions right after;
 //! see the crate docs). Refusals come back as errors with annals' own SQLSTATEs (see `append.sql`).
 //! Idempotent retries are told apart from real duplicates on those error paths only.
@@ -12,10 +13,30 @@ use deadpool_postgres::Client;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-const APPEND: &str =
-    "SELECT stream_index, first_version FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-const APPEND_ONCE: &str = "SELECT stream_index, first_version FROM append_events_once($14, $15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const APPEND_STREAM: &str = include_str!("../sql/append_stream.sql");
+const APPEND_STREAMS: &str = include_str!("../sql/append_streams.sql");
+
+/// The multi-stream append (`append_streams.sql`), with its inbox mark or without (the
+/// statement cut at its `inbox` … `end` marker lines).
+fn append_streams(inbox: bool) -> &'static str {
+    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut out = String::new();
+        let mut skipping = false;
+        for line in APPEND_STREAMS.lines() {
+            match line {
+                "-- inbox" => skipping = true,
+                "-- end" if skipping => skipping = false,
+                _ if !skipping => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                _ => {}
+            }
+        }
+        out
+    });
+    if inbox { APPEND_STREAMS } else { &PLAIN }
+}
 
 /// The one-stream append without its snapshot CTE (see `append_stream.sql`).
 fn append_stream_plain() -> &'static str {
@@ -78,23 +99,24 @@ pub(crate) async fn append_guarded(
         return append_stream(client, one, appends).await.map(Some);
     }
     let append_stmt = client
-        .prepare_cached(if inbox.is_some() { APPEND_ONCE } else { APPEND })
+        .prepare_cached(append_streams(inbox.is_some()))
         .await
         .map_err(b)?;
 
-    let (mut s_ids, mut s_types, mut s_expected, mut s_first, mut s_count) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut s_ids, mut s_types, mut s_expected, mut s_count) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut snap_v, mut snap_s, mut snap_state) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut e_stream, mut e_place) = (Vec::new(), Vec::new());
     let mut ev = EventArrays::default();
-    for a in appends {
+    for (i, a) in appends.iter().enumerate() {
         s_ids.push(a.stream_id.as_str());
         s_types.push(a.stream_type.as_str());
         s_expected.push(expected_code(a.expected));
-        s_first.push(ev.ids.len() as i32 + 1);
-        s_count.push(a.events.len() as i32);
+        s_count.push(a.events.len() as i64);
         snap_v.push(a.snapshot.as_ref().map(|s| s.version as i64));
         snap_s.push(a.snapshot.as_ref().map(|s| s.schema_version as i32));
         snap_state.push(a.snapshot.as_ref().map(|s| s.state.get()));
+        e_stream.extend(std::iter::repeat_n(i as i32 + 1, a.events.len()));
+        e_place.extend(1..=a.events.len() as i64);
         ev.push(a);
     }
     let (consumer, message_id) = inbox.unwrap_or_default();
@@ -102,11 +124,12 @@ pub(crate) async fn append_guarded(
         &s_ids,
         &s_types,
         &s_expected,
-        &s_first,
         &s_count,
         &snap_v,
         &snap_s,
         &snap_state,
+        &e_stream,
+        &e_place,
         &ev.ids,
         &ev.types,
         &ev.schemas,
@@ -199,7 +222,7 @@ async fn append_stream(
     })
 }
 
-/// Turns a failed `append_events` into the store error it stands for. A conflict or a stored
+/// Turns a failed append statement into the store error it stands for. A conflict or a stored
 /// event id may be an idempotent retry: then streams whose events are all stored are answered
 /// from the store and the rest are appended again.
 async fn refusal(
