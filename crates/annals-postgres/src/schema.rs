@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "subject_keys: data keys for crypto-shredding",
         sql: &[include_str!("../sql/subject_keys.sql")],
     },
+    Migration {
+        version: 9,
+        note: "reads in PL/pgSQL: the SQL versions were planned on every call (PostgreSQL < 18)",
+        sql: &[include_str!("../sql/reads.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,
