@@ -281,21 +281,26 @@ impl EventStore for PostgresStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         // Taken before the query: appends sequenced after it started are not in its answer.
-        let own_pending = !self.shared.progress.all_sequenced();
+        let progress = &self.shared.progress;
+        let (begun, committed) = (progress.runs_started(), progress.committed());
+        let own_pending = !progress.all_sequenced();
         let mut events = self
             .query_events(LOG_AFTER, &[&to_i64(after), &to_i64(limit as u64)])
             .await?;
         // At the head: sequence what has committed but has no position yet (an append that
-        // returned a moment ago, here or in another process), so a reader sees it. This store's
-        // own appends are left to its background sequencer, which runs within milliseconds
-        // (waiting beats contending for the sequencer's lock); then the look for others' runs.
+        // returned a moment ago, here or in another process), so a reader sees it. With appends
+        // of its own pending, this store's background sequencer runs within milliseconds, and a
+        // run that starts after this read began sequences every transaction committed before
+        // it, here or elsewhere: waiting for that beats contending for the sequencer's lock.
+        // Otherwise (or if it is slow) the read looks itself, and sequences what it finds.
         if events.len() < limit {
             let seen = events.last().map_or(after, |e| e.global_position);
-            if own_pending {
-                // If it is slow, the look below sequences them instead.
-                self.shared.progress.caught_up(SEQUENCER_PATIENCE).await;
-            }
-            if self.assign_positions().await? > seen {
+            let head = if own_pending && progress.ran_since(begun, committed, SEQUENCER_PATIENCE).await {
+                *self.shared.head.borrow()
+            } else {
+                self.assign_positions().await?
+            };
+            if head > seen {
                 let more = self
                     .query_events(LOG_AFTER, &[&to_i64(seen), &to_i64((limit - events.len()) as u64)])
                     .await?;

@@ -15,6 +15,10 @@ use crate::advance_head;
 pub(crate) struct SequencerProgress {
     pub(crate) committed: std::sync::atomic::AtomicU64,
     sequenced: std::sync::atomic::AtomicU64,
+    /// Background runs started, and the number of the last one that finished (runs are numbered
+    /// from 1 in the order they start; one runs at a time).
+    runs_started: std::sync::atomic::AtomicU64,
+    runs_done: std::sync::atomic::AtomicU64,
     /// Woken after each background run.
     advanced: Notify,
 }
@@ -25,19 +29,31 @@ impl SequencerProgress {
         self.sequenced.load(Acquire) >= self.committed.load(Acquire)
     }
 
-    /// Waits until the background sequencer has sequenced every append committed so far, at
-    /// most `patience`; false if it has not.
-    pub(crate) async fn caught_up(&self, patience: Duration) -> bool {
+    /// The number of the last background run started so far.
+    pub(crate) fn runs_started(&self) -> u64 {
+        self.runs_started.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The appends committed through this store so far.
+    pub(crate) fn committed(&self) -> u64 {
+        self.committed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits, at most `patience`, for the background sequencer, when it has appends of this store
+    /// up to `committed` to sequence. True once a run numbered above `begun` has finished: that
+    /// run started after `begun` was read, so every transaction committed before then (in any
+    /// process) has its positions. False once those appends are sequenced by an earlier run
+    /// (nothing more may come), or after `patience`.
+    pub(crate) async fn ran_since(&self, begun: u64, committed: u64, patience: Duration) -> bool {
         use std::sync::atomic::Ordering::Acquire;
-        let target = self.committed.load(Acquire);
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             let advanced = self.advanced.notified();
-            if self.sequenced.load(Acquire) >= target {
+            if self.runs_done.load(Acquire) > begun {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
-                return self.sequenced.load(Acquire) >= target;
+            if self.sequenced.load(Acquire) >= committed || tokio::time::timeout_at(deadline, advanced).await.is_err() {
+                return self.runs_done.load(Acquire) > begun;
             }
         }
     }
@@ -83,10 +99,12 @@ pub(crate) fn spawn_sequencer(
             // Let a burst of appends gather, so one run sequences many.
             tokio::time::sleep(SEQUENCER_GATHER).await;
             let upto = progress.committed.load(Acquire);
+            let run = progress.runs_started.fetch_add(1, AcqRel) + 1;
             match assign_positions(&pool, false).await {
                 Ok(position) => {
                     advance_head(&head, position);
                     progress.sequenced.fetch_max(upto, AcqRel);
+                    progress.runs_done.fetch_max(run, AcqRel);
                     progress.advanced.notify_waiters();
                 }
                 Err(e) => {
