@@ -66,6 +66,9 @@ pub(crate) const SEQUENCER_PATIENCE: Duration = Duration::from_millis(50);
 /// How long the background sequencer lets appends gather after a wake-up.
 const SEQUENCER_GATHER: Duration = Duration::from_millis(1);
 
+/// The least time between the starts of two background runs.
+const SEQUENCER_PERIOD: Duration = Duration::from_millis(3);
+
 /// Runs the sequencer once on a pooled connection; returns the log's head. `check_first`: look
 /// for work before taking the sequencer's lock (readers); the background sequencer, woken by
 /// appends, skips the look.
@@ -94,10 +97,14 @@ pub(crate) fn spawn_sequencer(
 ) -> tokio::task::JoinHandle<()> {
     use std::sync::atomic::Ordering::{AcqRel, Acquire};
     tokio::spawn(async move {
+        let mut last_run = tokio::time::Instant::now();
         loop {
             wake.notified().await;
-            // Let a burst of appends gather, so one run sequences many.
-            tokio::time::sleep(SEQUENCER_GATHER).await;
+            // Let a burst of appends gather, so one run sequences many; under a steady stream of
+            // appends, runs are at least SEQUENCER_PERIOD apart.
+            let now = tokio::time::Instant::now();
+            tokio::time::sleep_until((now + SEQUENCER_GATHER).max(last_run + SEQUENCER_PERIOD)).await;
+            last_run = tokio::time::Instant::now();
             let upto = progress.committed.load(Acquire);
             let run = progress.runs_started.fetch_add(1, AcqRel) + 1;
             match assign_positions(&pool, false).await {
