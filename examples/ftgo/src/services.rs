@@ -3,7 +3,7 @@
 
 use annals::error::BoxError;
 use annals::saga::{CommandMessage, Handled, Orchestrator, Participant, ReplyBody, SagaRunError};
-use annals::{AppendOutcome, EventStore, Metadata, Repository, RepositoryError, StreamId};
+use annals::{AppendOutcome, EventStore, ExpectedVersion, Metadata, Repository, RepositoryError, StreamId};
 
 use crate::accounting::{Account, AccountCommand};
 use crate::consumer::{Consumer, ConsumerCommand};
@@ -79,23 +79,40 @@ impl<St: EventStore + Clone> OrderService<St> {
             restaurant_id: restaurant_id.into(),
             line_items: line_items.clone(),
         };
-        let mut decided = self.orders.decide(order_id, &command, metadata).await?;
-        let data = CreateOrderData {
-            order_id: order_id.to_string(),
-            consumer_id: consumer_id.into(),
-            restaurant_id: restaurant_id.into(),
-            total_cents: decided.state.total_cents,
-            line_items,
-            ticket_id: None,
-        };
         let saga = saga_id(order_id.as_str()).map_err(SagaRunError::from)?;
-        let order = std::mem::take(&mut decided.append);
-        let stored = self
-            .sagas
-            .start_with(&saga, data, metadata, order.into_iter().collect())
-            .await?;
-        self.orders.stored(order_id, &decided);
-        Ok(stored)
+        // A new order (no read): if the id is taken, storing conflicts, and the order as stored
+        // decides (and refuses).
+        let mut decided = self.orders.decide_new(order_id, &command, metadata).await?;
+        loop {
+            let data = CreateOrderData {
+                order_id: order_id.to_string(),
+                consumer_id: consumer_id.into(),
+                restaurant_id: restaurant_id.into(),
+                total_cents: decided.state.total_cents,
+                line_items: line_items.clone(),
+                ticket_id: None,
+            };
+            let order = std::mem::take(&mut decided.append);
+            let expected_new = order.as_ref().is_some_and(|a| a.expected == ExpectedVersion::NoStream);
+            match self
+                .sagas
+                .start_with(&saga, data, metadata, order.into_iter().collect())
+                .await
+            {
+                Ok(stored) => {
+                    self.orders.stored(order_id, &decided);
+                    return Ok(stored);
+                }
+                // The id is in use (the saga's, the order's, or both): ask the order as stored.
+                Err(SagaRunError::AlreadyStarted { .. }) if expected_new => {
+                    decided = self.orders.decide(order_id, &command, metadata).await?;
+                }
+                Err(SagaRunError::Store(e)) if expected_new && e.is_conflict() => {
+                    decided = self.orders.decide(order_id, &command, metadata).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 

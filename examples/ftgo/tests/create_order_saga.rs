@@ -126,11 +126,22 @@ async fn scenarios<St: EventStore + Inbox + Checkpoints + DeadLetters + Clone + 
         .unwrap();
     assert!(account.state.authorized.is_empty());
 
-    // A second order with an id in use is refused, and changes nothing.
+    // A second order with an id in use is refused (the order as stored says why: creating it
+    // as new conflicted), and changes nothing.
+    let head = store.head_position().await.unwrap();
     let again = OrderService::new(store.clone())
         .create_order(&happy, "alice", "ajanta", lines(1), &Metadata::by("alice"))
         .await;
-    assert!(again.is_err());
+    assert!(
+        matches!(
+            again,
+            Err(ftgo::services::CreateOrderError::Order(
+                annals::RepositoryError::Rejected(ftgo::order::OrderError::AlreadyExists)
+            ))
+        ),
+        "{again:?}"
+    );
+    assert_eq!(store.head_position().await.unwrap(), head);
 
     services.stop().await.unwrap();
     assert!(store.list_parked(None).await.unwrap().is_empty(), "nothing was parked");

@@ -254,6 +254,29 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.decide_on(id, loaded, command, metadata)
     }
 
+    /// [`decide`](Self::decide) for an aggregate that should not exist yet (a new order, the saga
+    /// started with it): decided on the empty state without reading the stream. Its append
+    /// expects no stream, so if the aggregate exists after all, storing it conflicts: then
+    /// [`decide`](Self::decide) again. A refusal or a no-op on the empty state is decided again
+    /// on the stored one.
+    pub async fn decide_new(
+        &self,
+        id: &StreamId,
+        command: &A::Command,
+        metadata: &Metadata,
+    ) -> Result<Decided<A>, RepositoryError<A::Error>> {
+        let empty = Loaded {
+            state: A::default(),
+            version: 0,
+            from_snapshot: None,
+            deleted: false,
+        };
+        if let Ok(d @ Decided { append: Some(_), .. }) = self.decide_on(id, empty, command, metadata) {
+            return Ok(d);
+        }
+        self.decide(id, command, metadata).await
+    }
+
     /// [`decide`](Self::decide) on a state already loaded.
     fn decide_on(
         &self,

@@ -110,6 +110,8 @@ impl<S: Saga, St: EventStore> Orchestrator<S, St> {
 
     /// Starts saga `id` with `data` in one transaction with `with` (the aggregate that starts
     /// it): both are stored or neither. A conflict in `with` is returned as the store's conflict.
+    /// The saga is taken to be new (no read); if it exists, the append conflicts and the saga is
+    /// loaded to tell.
     pub async fn start_with(
         &self,
         id: &StreamId,
@@ -121,17 +123,29 @@ impl<S: Saga, St: EventStore> Orchestrator<S, St> {
             saga_id: id.to_string(),
             data,
         };
-        let mut decided = self.repo.decide(id, &input, metadata).await?;
-        let Some(append) = decided.append.take() else {
-            return Err(SagaRunError::AlreadyStarted {
-                saga_id: id.to_string(),
-            });
-        };
-        let mut appends = with;
-        appends.push(append);
-        let outcome = self.repo.store().append(appends).await?;
-        self.repo.stored(id, &decided);
-        Ok(outcome)
+        let mut decided = self.repo.decide_new(id, &input, metadata).await?;
+        for assumed_new in [true, false] {
+            let Some(append) = decided.append.take() else {
+                return Err(SagaRunError::AlreadyStarted {
+                    saga_id: id.to_string(),
+                });
+            };
+            let mut appends = with.clone();
+            appends.push(append);
+            match self.repo.store().append(appends).await {
+                Ok(outcome) => {
+                    self.repo.stored(id, &decided);
+                    return Ok(outcome);
+                }
+                // It exists: its version conflicts, or (where ids are checked first) its
+                // derived command ids are stored already.
+                Err(e) if assumed_new && (e.is_conflict() || matches!(e, StoreError::DuplicateEventId { .. })) => {
+                    decided = self.repo.decide(id, &input, metadata).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("the second try returns")
     }
 
     /// Handles `reply`; `false` if it changed nothing (a duplicate, a reply to a superseded

@@ -470,4 +470,16 @@ pub async fn cached_repositories_stay_correct_beside_other_writers<S: EventStore
     other.execute(&t, &TallyCommand::Add(5), &meta).await.unwrap();
     let d = cached.decide(&t, &TallyCommand::Reset, &meta).await.unwrap();
     assert_eq!((d.state.total, d.version), (0, 12));
+
+    // `decide_new` decides on the empty state without a read; storing it where the stream
+    // exists conflicts. A refusal on the empty state is decided again on the stored one.
+    let fresh = sid("tally-new");
+    let d = cached.decide_new(&fresh, &TallyCommand::Add(2), &meta).await.unwrap();
+    assert_eq!(d.append.as_ref().map(|a| a.expected), Some(ExpectedVersion::NoStream));
+    store.append(vec![d.append.unwrap()]).await.unwrap();
+    let d = cached.decide_new(&fresh, &TallyCommand::Add(3), &meta).await.unwrap();
+    let err = store.append(vec![d.append.unwrap()]).await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    let d = cached.decide_new(&fresh, &TallyCommand::Reset, &meta).await.unwrap();
+    assert_eq!(d.append.map(|a| a.expected), Some(ExpectedVersion::Exact(1)));
 }
