@@ -208,6 +208,17 @@ impl<St: EventStore> Participant for KitchenService<St> {
     }
 
     async fn handle(&self, c: &CommandMessage) -> Result<Handled, BoxError> {
+        self.carry_out(c, true).await
+    }
+
+    async fn handle_after_conflict(&self, c: &CommandMessage) -> Result<Handled, BoxError> {
+        self.carry_out(c, false).await
+    }
+}
+
+impl<St: EventStore> KitchenService<St> {
+    /// Carries out `c`; `new_ticket`: a ticket to create is taken to be new (no read).
+    async fn carry_out(&self, c: &CommandMessage, new_ticket: bool) -> Result<Handled, BoxError> {
         use crate::kitchen::TicketCommand;
         let meta = c.caused("kitchen-service");
         if c.is::<CreateTicket>() {
@@ -221,7 +232,11 @@ impl<St: EventStore> Participant for KitchenService<St> {
             let reply = CreateTicketReply {
                 ticket_id: id.to_string(),
             };
-            let decided = self.tickets.decide(&id, &command, &meta).await;
+            let decided = if new_ticket {
+                self.tickets.decide_new(&id, &command, &meta).await
+            } else {
+                self.tickets.decide(&id, &command, &meta).await
+            };
             return Handled::from_repository(&self.tickets, &id, decided, |_| ReplyBody::success(&reply));
         }
         let (ticket, command) = if c.is::<ConfirmCreateTicket>() {

@@ -27,6 +27,16 @@ pub trait Participant: Send + Sync {
     /// and the reply. A refused command is a failure reply, not an error; an error (the store
     /// is down) is retried by the consumer's policy.
     fn handle(&self, command: &CommandMessage) -> impl Future<Output = Result<Handled, BoxError>> + Send;
+
+    /// Decides `command` again after storing its decision conflicted: by default
+    /// [`handle`](Self::handle). A participant that took an aggregate to be new
+    /// ([`Repository::decide_new`]) decides on the stored one here.
+    fn handle_after_conflict(
+        &self,
+        command: &CommandMessage,
+    ) -> impl Future<Output = Result<Handled, BoxError>> + Send {
+        self.handle(command)
+    }
 }
 
 impl<P: Participant> Participant for Arc<P> {
@@ -36,6 +46,13 @@ impl<P: Participant> Participant for Arc<P> {
 
     fn handle(&self, command: &CommandMessage) -> impl Future<Output = Result<Handled, BoxError>> + Send {
         (**self).handle(command)
+    }
+
+    fn handle_after_conflict(
+        &self,
+        command: &CommandMessage,
+    ) -> impl Future<Output = Result<Handled, BoxError>> + Send {
+        (**self).handle_after_conflict(command)
     }
 }
 
@@ -142,7 +159,11 @@ impl<St: Inbox, P: Participant> ParticipantHandler<St, P> {
     pub async fn handle_command(&self, command: &CommandMessage) -> Result<bool, BoxError> {
         let mut conflicts = 0;
         loop {
-            let handled = self.participant.handle(command).await?;
+            let handled = if conflicts == 0 {
+                self.participant.handle(command).await?
+            } else {
+                self.participant.handle_after_conflict(command).await?
+            };
             let mut appends = handled.appends;
             let metadata = command.caused(&self.consumer);
             appends.push(reply_append(command, handled.reply, metadata)?);
