@@ -77,13 +77,6 @@ impl annals::privacy::KeyStore for AnyStore {
     async fn replace_key(&self, subject: &str, key: annals::privacy::WrappedKey) -> Result<(), StoreError> {
         dispatch!(self, s => s.replace_key(subject, key).await)
     }
-    async fn create_key_before_append(
-        &self,
-        subject: &str,
-        key: annals::privacy::WrappedKey,
-    ) -> Result<annals::privacy::WrappedKey, StoreError> {
-        dispatch!(self, s => s.create_key_before_append(subject, key).await)
-    }
 }
 
 impl annals::purge::Purge for AnyStore {

@@ -219,6 +219,17 @@ impl annals::purge::Purge for PostgresStore {
     }
 }
 
+/// Keys first (each its own commit), then the append.
+impl annals::privacy::AppendWithKeys for PostgresStore {
+    async fn append_with_keys(
+        &self,
+        keys: Vec<(String, annals::privacy::WrappedKey)>,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        annals::privacy::append_with_keys_in_two_steps(self, keys, appends).await
+    }
+}
+
 impl annals::privacy::KeyStore for PostgresStore {
     async fn load_key(&self, subject: &str) -> Result<Option<annals::privacy::WrappedKey>, StoreError> {
         let b = StoreError::backend;
@@ -244,9 +255,11 @@ impl annals::privacy::KeyStore for PostgresStore {
     ) -> Result<annals::privacy::WrappedKey, StoreError> {
         let b = StoreError::backend;
         let client = self.client().await?;
-        // Either this insert wins, or the row another one stored comes back.
+        // Either this insert wins, or the row another one stored comes back. When the other
+        // insert was still running, this statement waited for it and then did nothing, and its
+        // snapshot (older) does not show that row: the next statement's does.
         let row = client
-            .query_one(
+            .query_opt(
                 "WITH ins AS (INSERT INTO subject_keys (subject, master_id, wrapped) VALUES ($1, $2, $3)
                               ON CONFLICT DO NOTHING RETURNING master_id, wrapped)
                  SELECT master_id, wrapped FROM ins
@@ -255,6 +268,16 @@ impl annals::privacy::KeyStore for PostgresStore {
             )
             .await
             .map_err(b)?;
+        let row = match row {
+            Some(row) => row,
+            None => client
+                .query_one(
+                    "SELECT master_id, wrapped FROM subject_keys WHERE subject = $1",
+                    &[&subject],
+                )
+                .await
+                .map_err(b)?,
+        };
         Ok(annals::privacy::WrappedKey {
             master_id: row.get(0),
             bytes: row.get(1),

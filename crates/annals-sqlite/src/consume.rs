@@ -236,17 +236,26 @@ impl annals::privacy::KeyStore for SqliteStore {
         subject: &str,
         key: annals::privacy::WrappedKey,
     ) -> Result<annals::privacy::WrappedKey, StoreError> {
-        create_key(self, false, subject, key).await
-    }
-
-    /// The key commits without an fsync of its own: the append it is made for, to this same
-    /// file's write-ahead log, syncs it.
-    async fn create_key_before_append(
-        &self,
-        subject: &str,
-        key: annals::privacy::WrappedKey,
-    ) -> Result<annals::privacy::WrappedKey, StoreError> {
-        create_key(self, true, subject, key).await
+        let subject = subject.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO subject_keys (subject, master_id, wrapped) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![subject, key.master_id, key.bytes],
+            )
+            .map_err(b)?;
+            tx.query_row(
+                "SELECT master_id, wrapped FROM subject_keys WHERE subject = ?1",
+                params![subject],
+                |r| {
+                    Ok(annals::privacy::WrappedKey {
+                        master_id: r.get(0)?,
+                        bytes: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(b)
+        })
+        .await
     }
 
     async fn forget_key(&self, subject: &str) -> Result<bool, StoreError> {
@@ -294,33 +303,15 @@ impl annals::privacy::KeyStore for SqliteStore {
     }
 }
 
-/// Stores `key` for `subject` unless it has one; returns the key it has now. `relaxed`: see
-/// [`SqliteStore::write_with`].
-async fn create_key(
-    store: &SqliteStore,
-    relaxed: bool,
-    subject: &str,
-    key: annals::privacy::WrappedKey,
-) -> Result<annals::privacy::WrappedKey, StoreError> {
-    let subject = subject.to_owned();
-    store
-        .write_with(relaxed, move |tx| {
-            tx.execute(
-                "INSERT INTO subject_keys (subject, master_id, wrapped) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![subject, key.master_id, key.bytes],
-            )
-            .map_err(b)?;
-            tx.query_row(
-                "SELECT master_id, wrapped FROM subject_keys WHERE subject = ?1",
-                params![subject],
-                |r| {
-                    Ok(annals::privacy::WrappedKey {
-                        master_id: r.get(0)?,
-                        bytes: r.get(1)?,
-                    })
-                },
-            )
-            .map_err(b)
-        })
-        .await
+/// New subjects' keys commit in the transaction (and the group commit) of the append that first
+/// uses them.
+impl annals::privacy::AppendWithKeys for SqliteStore {
+    async fn append_with_keys(
+        &self,
+        keys: Vec<(String, annals::privacy::WrappedKey)>,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        annals::store::validate_append(&appends)?;
+        self.submit_job(appends, None, keys).await
+    }
 }

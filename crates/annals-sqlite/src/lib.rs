@@ -113,12 +113,7 @@ impl SqliteStore {
             })?;
         let (conn, options) = conn;
         let head = watch::Sender::new(head);
-        let writer = Arc::new(writer::Writer::new(
-            conn,
-            head.clone(),
-            options.max_group,
-            options.synchronous.pragma(),
-        ));
+        let writer = Arc::new(writer::Writer::new(conn, head.clone(), options.max_group));
         Ok(Self {
             shared: Arc::new(Shared {
                 readers: ReaderPool::new(path.clone()),
@@ -155,8 +150,23 @@ impl SqliteStore {
         appends: Vec<StreamAppend>,
         inbox: Option<(String, uuid::Uuid)>,
     ) -> Result<Option<AppendOutcome>, StoreError> {
+        self.submit_job(appends, inbox, Vec::new()).await
+    }
+
+    /// [`submit`](Self::submit) with new subjects' keys to store in the same transaction.
+    pub(crate) async fn submit_job(
+        &self,
+        appends: Vec<StreamAppend>,
+        inbox: Option<(String, uuid::Uuid)>,
+        keys: Vec<(String, annals::privacy::WrappedKey)>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.shared.writer.submit(writer::Job { appends, inbox, reply });
+        self.shared.writer.submit(writer::Job {
+            appends,
+            inbox,
+            keys,
+            reply,
+        });
         self.shared.writer.lead_from_task().await;
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -168,21 +178,11 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
-        self.write_with(false, f).await
-    }
-
-    /// [`write`](Self::write); `relaxed`: the commit is made durable by the next durable commit on
-    /// this database rather than by an fsync of its own (see `Writer::exclusive`).
-    pub(crate) async fn write_with<T: Send + 'static, E: From<StoreError> + Send + 'static>(
-        &self,
-        relaxed: bool,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E> {
         let writer = self.shared.writer.clone();
         if writer::on_multi_thread_runtime() {
-            return tokio::task::block_in_place(|| writer.exclusive(relaxed, f));
+            return tokio::task::block_in_place(|| writer.exclusive(f));
         }
-        tokio::task::spawn_blocking(move || writer.exclusive(relaxed, f))
+        tokio::task::spawn_blocking(move || writer.exclusive(f))
             .await
             .map_err(|e| E::from(StoreError::backend(e)))?
     }

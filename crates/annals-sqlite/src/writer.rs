@@ -22,6 +22,9 @@ pub(crate) struct Job {
     pub appends: Vec<StreamAppend>,
     /// Inbox: append only if (consumer, message id) is not processed yet, and mark it.
     pub inbox: Option<(String, uuid::Uuid)>,
+    /// New subjects' data keys to store with the append; if one of them has a key by then,
+    /// nothing is written and the reply is `Ok(None)`.
+    pub keys: Vec<(String, annals::privacy::WrappedKey)>,
     /// `Ok(None)`: the inbox says the message was processed already (nothing written).
     pub reply: oneshot::Sender<Result<Option<AppendOutcome>, StoreError>>,
 }
@@ -42,8 +45,6 @@ pub(crate) struct Writer {
     conn: Mutex<Connection>,
     head: watch::Sender<u64>,
     max_group: usize,
-    /// The connection's `PRAGMA synchronous` (restored after a relaxed transaction).
-    synchronous: &'static str,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,13 +52,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, head: watch::Sender<u64>, max_group: usize, synchronous: &'static str) -> Self {
+    pub(crate) fn new(conn: Connection, head: watch::Sender<u64>, max_group: usize) -> Self {
         Self {
             queue: Mutex::new(VecDeque::new()),
             conn: Mutex::new(conn),
             head,
             max_group: max_group.max(1),
-            synchronous,
         }
     }
 
@@ -124,36 +124,19 @@ impl Writer {
 
     /// Runs `f` in its own transaction on the writer connection (committed if it returns `Ok`),
     /// then commits any appends that queued meanwhile. Blocking: call from a blocking context.
-    /// `relaxed`: the commit does not wait for an fsync of its
-    /// own (`synchronous = NORMAL` for this transaction when the store runs `FULL`). In WAL mode
-    /// the next synced commit syncs the log up to and including it, and recovery keeps a prefix
-    /// of the log: so whatever commits after it durably on this database finds it durable too.
     pub(crate) fn exclusive<T, E: From<StoreError>>(
         &self,
-        relaxed: bool,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let relax = relaxed && matches!(self.synchronous, "FULL" | "EXTRA");
         let result = (|| {
             let mut conn = lock(&self.conn);
-            if relax {
-                conn.execute_batch("PRAGMA synchronous = NORMAL")
-                    .map_err(StoreError::backend)?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(StoreError::backend)?;
+            match f(&tx) {
+                Ok(v) => tx.commit().map(|()| v).map_err(|e| StoreError::backend(e).into()),
+                Err(e) => Err(e),
             }
-            let committed = (|| {
-                let tx = conn
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(StoreError::backend)?;
-                match f(&tx) {
-                    Ok(v) => tx.commit().map(|()| v).map_err(|e| StoreError::backend(e).into()),
-                    Err(e) => Err(e),
-                }
-            })();
-            if relax {
-                conn.execute_batch(&format!("PRAGMA synchronous = {}", self.synchronous))
-                    .map_err(StoreError::backend)?;
-            }
-            committed
         })();
         // Appenders that found the connection busy left their jobs for us.
         self.lead(usize::MAX);
@@ -221,8 +204,21 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<Results
     Ok(results)
 }
 
-/// Writes one job inside the open transaction: its inbox mark, then its append.
+/// Writes one job inside the open transaction: its new keys, its inbox mark, then its append.
 fn write_job(conn: &Connection, job: &Job) -> rusqlite::Result<Result<Option<AppendOutcome>, StoreError>> {
+    // The writer holds the only write transaction: keys absent now stay absent until commit.
+    for (subject, _) in &job.keys {
+        let taken = conn
+            .prepare_cached("SELECT 1 FROM subject_keys WHERE subject = ?1")?
+            .exists([subject])?;
+        if taken {
+            return Ok(Ok(None));
+        }
+    }
+    for (subject, key) in &job.keys {
+        conn.prepare_cached("INSERT INTO subject_keys (subject, master_id, wrapped) VALUES (?1, ?2, ?3)")?
+            .execute(params![subject, key.master_id, key.bytes])?;
+    }
     if let Some((consumer, id)) = &job.inbox {
         let marked = conn
             .prepare_cached(

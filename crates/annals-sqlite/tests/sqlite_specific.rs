@@ -231,31 +231,40 @@ async fn the_database_file_never_holds_personal_fields_in_plain() {
     );
 }
 
-/// `Shredding::in_store` commits a new subject's key without an fsync of its own (the append
-/// that uses it syncs the write-ahead log): the keys are there, and the writer connection is
-/// back to the store's own `synchronous` setting afterwards, so later appends stay durable.
+/// `Shredding::in_store` on SQLite stores a new subject's key in the transaction of the append
+/// that first uses it: an append that is refused leaves no key behind, and one that commits
+/// brings its key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_made_for_an_append_leave_later_commits_synced() {
+async fn a_new_subjects_key_commits_with_its_first_append_or_not_at_all() {
     use annals::privacy::{KeyStore, MasterKey, Shredding};
     use annals::testkit::fixtures::people;
-    use annals_sqlite::{SqliteOptions, Synchronous};
-    for (synchronous, pragma) in [(Synchronous::Full, 2), (Synchronous::Off, 0)] {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteOptions {
-            synchronous,
-            ..SqliteOptions::default()
-        };
-        let store = SqliteStore::open_with(dir.path().join("k.db"), options).await.unwrap();
-        let shred = Shredding::in_store(store.clone(), people::fields(), MasterKey::new("m1", [3; 32]), vec![]);
-        people::register(&shred, 5).await;
-        assert_eq!(store.list_keys().await.unwrap().len(), 5);
-        let now: i64 = store
-            .write(|tx| {
-                tx.query_row("PRAGMA synchronous", [], |r| r.get(0))
-                    .map_err(StoreError::backend)
-            })
-            .await
-            .unwrap();
-        assert_eq!(now, pragma, "{synchronous:?}");
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("k.db")).await.unwrap();
+    let shred = Shredding::in_store(store.clone(), people::fields(), MasterKey::new("m1", [3; 32]), vec![]);
+    let registered = people::registered;
+    let refused = shred
+        .append_to_stream(
+            sid("person-p1"),
+            "Person",
+            ExpectedVersion::Exact(3),
+            vec![registered("p1")],
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::Conflict { .. })), "{refused:?}");
+    assert!(
+        store.load_key("p1").await.unwrap().is_none(),
+        "no key without its events"
+    );
+    shred
+        .append_to_stream(
+            sid("person-p1"),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![registered("p1")],
+        )
+        .await
+        .unwrap();
+    assert!(store.load_key("p1").await.unwrap().is_some());
+    let read = shred.read_stream(&sid("person-p1"), ReadStream::all()).await.unwrap();
+    assert_eq!(read[0].payload_value()["email"], "p1@example.org");
 }

@@ -264,6 +264,18 @@ impl crate::purge::Purge for MemoryStore {
     }
 }
 
+/// Keys first, then the append (no transaction spans both here; a key stored for an append
+/// that then fails is used by the next one).
+impl crate::privacy::AppendWithKeys for MemoryStore {
+    async fn append_with_keys(
+        &self,
+        keys: Vec<(String, crate::privacy::WrappedKey)>,
+        appends: Vec<crate::store::StreamAppend>,
+    ) -> Result<Option<crate::store::AppendOutcome>, StoreError> {
+        crate::privacy::append_with_keys_in_two_steps(self, keys, appends).await
+    }
+}
+
 impl crate::privacy::KeyStore for MemoryStore {
     async fn load_key(&self, subject: &str) -> Result<Option<crate::privacy::WrappedKey>, StoreError> {
         let inner = self.inner.read().map_err(|_| StoreError::Closed)?;

@@ -69,7 +69,7 @@ impl<S: Inbox, K: KeyStore> Inbox for Shredding<S, K> {
         message_id: Uuid,
         appends: Vec<StreamAppend>,
     ) -> Result<Option<AppendOutcome>, StoreError> {
-        let sealed = self.seal_appends(appends).await?;
+        let sealed = self.seal_appends(appends, None).await?;
         self.inner.append_once(consumer, message_id, sealed).await
     }
 }

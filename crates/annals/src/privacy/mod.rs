@@ -31,7 +31,10 @@ use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{AppendOutcome, EventStore, ReadStream, Snapshot, StreamAppend, StreamInfo};
 
 mod forward;
+mod keyed;
 mod pseudonym;
+
+pub use keyed::{AppendWithKeys, append_with_keys_in_two_steps};
 
 use pseudonym::PSEUDONYM;
 pub use pseudonym::{forget_pseudonym, pseudonym, reidentify};
@@ -87,19 +90,6 @@ pub trait KeyStore: Send + Sync {
     fn list_keys(&self) -> impl Future<Output = Result<Vec<(String, WrappedKey)>, StoreError>> + Send;
     /// Replaces subject's key, if it still has one (rotation).
     fn replace_key(&self, subject: &str, key: WrappedKey) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// [`create_key`](Self::create_key) for a key store that is also the event store the key's
-    /// first events go to ([`Shredding::in_store`]). A store whose log is one sequence (SQLite's
-    /// write-ahead log) may let the key become durable with that append instead of with a commit
-    /// of its own: recovery keeps a prefix of the log, so an event that survives a crash finds
-    /// its key. The default is `create_key`.
-    fn create_key_before_append(
-        &self,
-        subject: &str,
-        key: WrappedKey,
-    ) -> impl Future<Output = Result<WrappedKey, StoreError>> + Send {
-        self.create_key(subject, key)
-    }
 }
 
 /// Which fields are personal: (stream type, event type, field, field naming the subject).
@@ -235,8 +225,8 @@ pub struct Shredding<S, K> {
     masters: Arc<Vec<MasterKey>>,
     /// Data keys unwrapped in the last [`KEY_CACHE_TTL`], by subject.
     cache: Arc<std::sync::Mutex<HashMap<String, (std::time::Instant, Aes256Gcm)>>>,
-    /// `keys` is `inner` ([`Shredding::in_store`]): new keys use `create_key_before_append`.
-    keys_in_store: bool,
+    /// `keys` is `inner` ([`Shredding::in_store`]): new keys are stored with the append.
+    keyed: Option<keyed::KeyedAppend<S>>,
 }
 
 /// How long an unwrapped data key is reused without asking the key store again. A subject
@@ -244,15 +234,14 @@ pub struct Shredding<S, K> {
 /// unreadable here after at most this long.
 pub const KEY_CACHE_TTL: Duration = Duration::from_millis(250);
 
-impl<S: EventStore + KeyStore + Clone> Shredding<S, S> {
+impl<S: AppendWithKeys + Clone> Shredding<S, S> {
     /// [`new`](Self::new) for a store that keeps its data keys itself, in the same database as its
-    /// events (SQLite, PostgreSQL, memory). A new subject's key may then become durable with the
-    /// append that first uses it ([`KeyStore::create_key_before_append`]): on SQLite, a new
-    /// subject costs one fsync instead of two. Every process that seals events with these keys
-    /// must write them to this same database.
+    /// events (SQLite, PostgreSQL, memory): a new subject's key is stored with the append that
+    /// first uses it ([`AppendWithKeys`]; on SQLite in the same transaction, one commit instead
+    /// of two).
     pub fn in_store(store: S, fields: PersonalFields, master: MasterKey, older: Vec<MasterKey>) -> Self {
         Self {
-            keys_in_store: true,
+            keyed: Some(keyed::keyed_append::<S>()),
             ..Self::new(store.clone(), store, fields, master, older)
         }
     }
@@ -270,7 +259,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
             fields: Arc::new(fields),
             masters: Arc::new(masters),
             cache: Arc::default(),
-            keys_in_store: false,
+            keyed: None,
         }
     }
 
@@ -326,25 +315,54 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
     async fn fetch_key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, StoreError> {
         let wrapped = match self.keys.load_key(subject).await? {
             Some(w) => w,
-            None if create => {
-                let key = Key::<Aes256Gcm>::generate();
-                let master = &self.masters[0];
-                let fresh = WrappedKey {
-                    master_id: master.id.clone(),
-                    bytes: seal(&master.cipher, key.as_slice()),
-                };
-                if self.keys_in_store {
-                    self.keys.create_key_before_append(subject, fresh).await?
-                } else {
-                    self.keys.create_key(subject, fresh).await?
-                }
-            }
+            None if create => self.keys.create_key(subject, self.new_key().0).await?,
             None => return Ok(None),
         };
         self.unwrap_key(&wrapped).map(Some)
     }
 
-    async fn encrypt(&self, stream: &str, event: NewEvent) -> Result<NewEvent, StoreError> {
+    /// A fresh data key: wrapped by the current master key, and ready to use.
+    fn new_key(&self) -> (WrappedKey, Aes256Gcm) {
+        let key = Key::<Aes256Gcm>::generate();
+        let master = &self.masters[0];
+        let wrapped = WrappedKey {
+            master_id: master.id.clone(),
+            bytes: seal(&master.cipher, key.as_slice()),
+        };
+        (wrapped, Aes256Gcm::new(&key))
+    }
+
+    /// The key to seal `subject`'s fields with: made and stored now, or (with `new_keys`) made
+    /// now and stored with the append.
+    async fn sealing_key(
+        &self,
+        subject: &str,
+        new_keys: Option<&mut Vec<keyed::NewKey>>,
+    ) -> Result<Aes256Gcm, StoreError> {
+        let Some(new_keys) = new_keys else {
+            return Ok(self.data_key(subject, true).await?.expect("a created key"));
+        };
+        if let Some(k) = new_keys.iter().find(|k| k.subject == subject) {
+            return Ok(k.cipher.clone());
+        }
+        if let Some(cipher) = self.data_key(subject, false).await? {
+            return Ok(cipher);
+        }
+        let (wrapped, cipher) = self.new_key();
+        new_keys.push(keyed::NewKey {
+            subject: subject.to_owned(),
+            wrapped,
+            cipher: cipher.clone(),
+        });
+        Ok(cipher)
+    }
+
+    async fn encrypt(
+        &self,
+        stream: &str,
+        event: NewEvent,
+        mut new_keys: Option<&mut Vec<keyed::NewKey>>,
+    ) -> Result<NewEvent, StoreError> {
         let Some(fields) = self.fields.by_event.get(&event.event_type) else {
             return Ok(event);
         };
@@ -368,7 +386,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
                     event.event_type
                 )));
             };
-            let cipher = self.data_key(&subject, true).await?.expect("a created key");
+            let cipher = self.sealing_key(&subject, new_keys.as_deref_mut()).await?;
             let sealed = seal(&cipher, value.to_string().as_bytes());
             payload.insert(field.clone(), json!({ SHREDDED: hex(&sealed), SUBJECT: subject }));
         }
@@ -378,12 +396,17 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
 
     /// `appends` with their personal fields sealed and the snapshots of personal stream types
     /// dropped (a snapshot would hold the fields in plain: such aggregates are rebuilt by replay).
-    async fn seal_appends(&self, appends: Vec<StreamAppend>) -> Result<Vec<StreamAppend>, StoreError> {
+    /// With `new_keys`, new subjects' keys are made but not stored: they go with the append.
+    async fn seal_appends(
+        &self,
+        appends: Vec<StreamAppend>,
+        mut new_keys: Option<&mut Vec<keyed::NewKey>>,
+    ) -> Result<Vec<StreamAppend>, StoreError> {
         let mut sealed = Vec::with_capacity(appends.len());
         for mut a in appends {
             let mut events = Vec::with_capacity(a.events.len());
             for e in std::mem::take(&mut a.events) {
-                events.push(self.encrypt(a.stream_id.as_str(), e).await?);
+                events.push(self.encrypt(a.stream_id.as_str(), e, new_keys.as_deref_mut()).await?);
             }
             a.events = events;
             if self.fields.stream_types.contains(&a.stream_type) {
@@ -496,7 +519,10 @@ pub async fn forget<K: KeyStore, S: EventStore>(
 
 impl<S: EventStore, K: KeyStore> EventStore for Shredding<S, K> {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
-        let sealed = self.seal_appends(appends).await?;
+        if let Some(keyed) = self.keyed {
+            return self.append_keyed(keyed, appends).await;
+        }
+        let sealed = self.seal_appends(appends, None).await?;
         self.inner.append(sealed).await
     }
 
@@ -548,12 +574,5 @@ impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
     }
     fn replace_key(&self, subject: &str, key: WrappedKey) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).replace_key(subject, key)
-    }
-    fn create_key_before_append(
-        &self,
-        subject: &str,
-        key: WrappedKey,
-    ) -> impl Future<Output = Result<WrappedKey, StoreError>> + Send {
-        (**self).create_key_before_append(subject, key)
     }
 }

@@ -8,7 +8,7 @@ use super::sid;
 use crate::error::StoreError;
 use crate::event::{Metadata, NewEvent};
 use crate::ids::ExpectedVersion;
-use crate::privacy::{FORGOTTEN_STREAM, KEY_CACHE_TTL, KeyStore, MasterKey, PersonalFields, REDACTED, Shredding};
+use crate::privacy::{AppendWithKeys, FORGOTTEN_STREAM, KEY_CACHE_TTL, MasterKey, PersonalFields, REDACTED, Shredding};
 use crate::store::{EventStore, NewSnapshot, ReadStream, StreamAppend};
 
 fn registered(person: &str, email: &str) -> NewEvent {
@@ -19,7 +19,7 @@ fn registered(person: &str, email: &str) -> NewEvent {
 }
 
 /// §1.8: see the module docs.
-pub async fn personal_fields_are_encrypted_and_forgettable<S: EventStore + KeyStore + Clone>(store: S) {
+pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + Clone>(store: S) {
     let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
     let old_master = MasterKey::new("m1", [7; 32]);
     // Keys kept by the store itself: new subjects' keys may ride on the append that uses them.
@@ -99,6 +99,34 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: EventStore + KeySt
         .unwrap();
     assert_eq!(record.len(), 1);
     assert_eq!(record[0].payload_value()["subject"], "ada");
+
+    // Two writers (each with its own key cache) register one new subject at once: one key is
+    // kept, and both events are sealed under it.
+    let (w1, w2) = (
+        Shredding::in_store(store.clone(), fields.clone(), old_master.clone(), vec![]),
+        Shredding::in_store(store.clone(), fields.clone(), old_master.clone(), vec![]),
+    );
+    let (a, b) = tokio::join!(
+        w1.append_to_stream(
+            sid("person-cy-1"),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![registered("cy", "cy1@example.org")]
+        ),
+        w2.append_to_stream(
+            sid("person-cy-2"),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![registered("cy", "cy2@example.org")]
+        ),
+    );
+    a.unwrap();
+    b.unwrap();
+    for (stream, email) in [("person-cy-1", "cy1@example.org"), ("person-cy-2", "cy2@example.org")] {
+        let read = shred.read_stream(&sid(stream), ReadStream::all()).await.unwrap();
+        assert_eq!(read[0].payload_value()["email"], email);
+    }
+    assert!(shred.forget("cy", &Metadata::by("dpo")).await.unwrap());
 
     // A subject whose id needs escaping in JSON reads back and is forgotten like any other.
     let odd = "o\"brien\\ü";
