@@ -7,8 +7,10 @@
 //!   durable consumers ([`ftgo::over_nats::serve`]), all in this process.
 //!
 //! Each backend runs at a steady 50 sagas/s (latency without queueing), then at full speed with
-//! 64 sagas in flight (64 clients, each placing an order when its last one's saga ended), each
-//! for `ANNALS_BENCH_SECS` (default 2); throughput = sagas ended ÷ time from the first order to
+//! 64 sagas in flight (64 clients, each placing an order when its last one's saga ended), then
+//! with 128 in flight (capacity: the cores busy rather than waiting), each for
+//! `ANNALS_BENCH_SECS` (default 2; `ANNALS_BENCH_IN_FLIGHT` sets the 64, the capacity phase
+//! runs twice as many); throughput = sagas ended ÷ time from the first order to
 //! the last saga's end. Beside each, a raw baseline in the same
 //! run: the saga's eleven transactions (one to start it, one per participant's reply, one per
 //! orchestrator step) as plain single-row INSERT transactions on the same database with the same
@@ -302,9 +304,20 @@ async fn raw_postgres(schema: &str, time: Duration) -> Sample {
     }
 }
 
-fn report_pair(name: &str, steady: &Sample, full: &Sample, raw: &Sample) {
+/// The sagas in flight of the capacity phase: twice the full-speed phase's, so the two cores
+/// are busy rather than waiting on commits and hops.
+fn capacity_in_flight() -> usize {
+    in_flight() * 2
+}
+
+fn report_pair(name: &str, [steady, full, capacity]: [&Sample; 3], raw: &Sample) {
     row(&format!("{name}: steady 50 sagas/s"), steady, None);
     row(&format!("{name}: {} in flight", in_flight()), full, Some(raw.rate()));
+    row(
+        &format!("{name}: {} in flight", capacity_in_flight()),
+        capacity,
+        Some(raw.rate()),
+    );
     row(&format!("raw: {TX_PER_SAGA} INSERT transactions per saga"), raw, None);
 }
 
@@ -316,9 +329,10 @@ async fn sqlite(dir: &std::path::Path) {
     let services = in_process::spawn_with_orders(&store, Arc::clone(&orders));
     let steady = phase(&store, &orders, "steady", 4, Some(Duration::from_millis(80))).await;
     let full = phase(&store, &orders, "full", in_flight(), None).await;
+    let capacity = phase(&store, &orders, "capacity", capacity_in_flight(), None).await;
     services.stop().await.unwrap();
     let raw = raw_sqlite(dir.join("raw.db"), secs());
-    report_pair("SQLite in-process", &steady, &full, &raw);
+    report_pair("SQLite in-process", [&steady, &full, &capacity], &raw);
 }
 
 async fn postgres() {
@@ -364,12 +378,13 @@ async fn postgres() {
     let order = &stores[0];
     let steady = phase(order, &orders, "steady", 4, Some(Duration::from_millis(80))).await;
     let full = phase(order, &orders, "full", in_flight(), None).await;
+    let capacity = phase(order, &orders, "capacity", capacity_in_flight(), None).await;
     let _ = stop_tx.send(true);
     for r in running {
         r.await.unwrap();
     }
     let raw = raw_postgres(&format!("{tag}_order"), secs()).await;
-    report_pair("PostgreSQL + NATS, 4 services", &steady, &full, &raw);
+    report_pair("PostgreSQL + NATS, 4 services", [&steady, &full, &capacity], &raw);
     if let Ok(client) = async_nats::connect("nats://127.0.0.1:4222").await {
         let _ = async_nats::jetstream::new(client).delete_stream(&options.stream).await;
     }
