@@ -181,3 +181,34 @@ async fn another_store_on_the_same_schema_follows_appends() {
     );
     assert_eq!(tail[0].global_position, 21);
 }
+
+/// A read at the head with appends of its own store pending waits for its store's background
+/// sequencer instead of looking itself: that run must also sequence what another store appended
+/// before the read began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_waiting_for_its_own_sequencer_sees_another_stores_append() {
+    let (a, guard) = common::fresh().await;
+    let b = annals_postgres::PostgresStore::connect_with(
+        &common::url(),
+        annals_postgres::PostgresOptions {
+            schema: guard.schema.clone(),
+            pool_size: 4,
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..30 {
+        let from = b.head_position().await.unwrap();
+        a.append_to_stream(sid(&format!("a-{i}")), "Other", ExpectedVersion::NoStream, vec![ev(i)])
+            .await
+            .unwrap();
+        // B's own append is pending when it reads (its sequencer waits a moment to gather).
+        b.append_to_stream(sid(&format!("b-{i}")), "Other", ExpectedVersion::NoStream, vec![ev(i)])
+            .await
+            .unwrap();
+        let read = b.read_all(from, 100).await.unwrap();
+        let streams: Vec<&str> = read.iter().map(|e| e.stream_id.as_str()).collect();
+        assert!(streams.contains(&format!("a-{i}").as_str()), "round {i}: {streams:?}");
+        assert!(streams.contains(&format!("b-{i}").as_str()), "round {i}: {streams:?}");
+    }
+}
