@@ -16,35 +16,33 @@ use uuid::Uuid;
 const APPEND_STREAM: &str = include_str!("../sql/append_stream.sql");
 const APPEND_STREAMS: &str = include_str!("../sql/append_streams.sql");
 
-/// The multi-stream append (`append_streams.sql`), with its inbox mark or without (the
-/// statement cut at its `inbox` … `end` marker lines).
-fn append_streams(inbox: bool) -> &'static str {
-    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let mut out = String::new();
-        let mut skipping = false;
-        for line in APPEND_STREAMS.lines() {
-            match line {
-                "-- inbox" => skipping = true,
-                "-- end" if skipping => skipping = false,
-                _ if !skipping => {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-                _ => {}
-            }
+/// `sql` without its optional `part`: every run of lines from `-- <part>` through `-- end`.
+fn without_part(sql: &str, part: &str) -> String {
+    let start = format!("-- {part}");
+    let mut out = String::with_capacity(sql.len());
+    let mut skipping = false;
+    for line in sql.lines() {
+        if line == start {
+            skipping = true;
+        } else if skipping {
+            skipping = line != "-- end";
+        } else {
+            out.push_str(line);
+            out.push('\n');
         }
-        out
-    });
+    }
+    out
+}
+
+/// The multi-stream append (`append_streams.sql`), with its inbox mark or without.
+fn append_streams(inbox: bool) -> &'static str {
+    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| without_part(APPEND_STREAMS, "inbox"));
     if inbox { APPEND_STREAMS } else { &PLAIN }
 }
 
 /// The one-stream append without its snapshot CTE (see `append_stream.sql`).
 fn append_stream_plain() -> &'static str {
-    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let start = APPEND_STREAM.find("-- snapshot\n").expect("snapshot marker");
-        let end = APPEND_STREAM.find("-- end\n").expect("end marker");
-        format!("{}{}", &APPEND_STREAM[..start], &APPEND_STREAM[end..])
-    });
+    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| without_part(APPEND_STREAM, "snapshot"));
     &PLAIN
 }
 const STORED: &str = crate::read::STORED_BY_ID;

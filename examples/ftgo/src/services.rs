@@ -104,10 +104,9 @@ impl<St: EventStore + Clone> OrderService<St> {
                     return Ok(stored);
                 }
                 // The id is in use (the saga's, the order's, or both): ask the order as stored.
-                Err(SagaRunError::AlreadyStarted { .. }) if expected_new => {
-                    decided = self.orders.decide(order_id, &command, metadata).await?;
-                }
-                Err(SagaRunError::Store(e)) if expected_new && e.is_conflict() => {
+                Err(SagaRunError::AlreadyStarted { .. } | SagaRunError::Store(annals::StoreError::Conflict { .. }))
+                    if expected_new =>
+                {
                     decided = self.orders.decide(order_id, &command, metadata).await?;
                 }
                 Err(e) => return Err(e.into()),
