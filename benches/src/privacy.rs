@@ -7,14 +7,15 @@
 //! - Load: a 100-event stream of `AddressChanged` events (the address personal, one subject),
 //!   read whole and decoded, as a repository load does.
 //!
-//! Run: `cargo bench -p annals-benches --bench privacy` (`ANNALS_BENCH_SECS` per case, default 2).
+//! Run: `cargo bench -p annals-benches --bench privacy` (`ANNALS_BENCH_SECS` per case, default 2;
+//! `ANNALS_BENCH_ONLY=appends|loads` for one half).
 
 #[path = "report.rs"]
 mod report;
 
 use std::time::{Duration, Instant};
 
-use annals::privacy::{MasterKey, PersonalFields, Shredding};
+use annals::privacy::{KeyStore, MasterKey, PersonalFields, Shredding};
 use annals::{EventStore, ExpectedVersion, NewEvent, ReadStream, StreamId};
 use annals_sqlite::SqliteStore;
 use report::{Sample, header, row, secs};
@@ -51,7 +52,8 @@ async fn appends<S: EventStore>(store: &S, tag: &str, time: Duration, new_subjec
     }
 }
 
-async fn loads<S: EventStore>(store: &S, id: &StreamId, time: Duration) -> Sample {
+/// Loads stream `id` whole for `time`, parsing each payload; `opened`: the addresses are plain.
+async fn loads<S: EventStore>(store: &S, id: &StreamId, time: Duration, opened: bool) -> Sample {
     let deadline = Instant::now() + time;
     let started = Instant::now();
     let mut latencies = Vec::new();
@@ -61,7 +63,7 @@ async fn loads<S: EventStore>(store: &S, id: &StreamId, time: Duration) -> Sampl
         let mut addresses = 0;
         for e in &events {
             let v: serde_json::Value = serde_json::from_str(e.payload.get()).unwrap();
-            addresses += usize::from(v["address"].is_string());
+            addresses += usize::from(v["address"].is_string() == opened);
         }
         assert_eq!(addresses, 100);
         latencies.push(t.elapsed());
@@ -116,13 +118,23 @@ async fn main() {
 
     let rounds = 4u32;
     let slice = secs() / rounds;
+    let only = std::env::var("ANNALS_BENCH_ONLY").unwrap_or_default();
+    if only != "loads" {
+        append_cases(&store, &shred, rounds, slice).await;
+    }
+    if only != "appends" {
+        load_cases(&store, &shred, (&plain_id, &secret_id), rounds, slice).await;
+    }
+}
+
+async fn append_cases<S: EventStore, E: EventStore>(store: &S, shred: &E, rounds: u32, slice: Duration) {
     let (mut plain, mut secret) = (Sample::empty(), Sample::empty());
     let (mut known, mut known_secret) = (Sample::empty(), Sample::empty());
     for r in 0..rounds {
-        plain.add(appends(&store, &format!("plain{r}"), slice, true).await);
-        secret.add(appends(&shred, &format!("secret{r}"), slice, true).await);
-        known.add(appends(&store, &format!("plainone{r}"), slice, false).await);
-        known_secret.add(appends(&shred, &format!("secretone{r}"), slice, false).await);
+        plain.add(appends(store, &format!("plain{r}"), slice, true).await);
+        secret.add(appends(shred, &format!("secret{r}"), slice, true).await);
+        known.add(appends(store, &format!("plainone{r}"), slice, false).await);
+        known_secret.add(appends(shred, &format!("secretone{r}"), slice, false).await);
     }
     header(
         "Appends with personal fields (appends/s; ratio = encrypted ÷ plain, same run)",
@@ -136,11 +148,20 @@ async fn main() {
     );
     row("plain, one subject", &known, None);
     row("encrypted, one subject (key known)", &known_secret, Some(known.rate()));
+}
 
-    let (mut plain, mut secret) = (Sample::empty(), Sample::empty());
+async fn load_cases<S: EventStore, K: KeyStore>(
+    store: &S,
+    shred: &Shredding<S, K>,
+    (plain_id, secret_id): (&StreamId, &StreamId),
+    rounds: u32,
+    slice: Duration,
+) {
+    let (mut plain, mut secret, mut unopened) = (Sample::empty(), Sample::empty(), Sample::empty());
     for _ in 0..rounds {
-        plain.add(loads(&store, &plain_id, slice).await);
-        secret.add(loads(&shred, &secret_id, slice).await);
+        plain.add(loads(store, plain_id, slice, true).await);
+        secret.add(loads(shred, secret_id, slice, true).await);
+        unopened.add(loads(shred.inner(), secret_id, slice / 2, false).await);
     }
     header(
         "Loads of a 100-event stream (loads/s; ratio = decrypted ÷ plain, same run)",
@@ -148,4 +169,5 @@ async fn main() {
     );
     row("plain", &plain, None);
     row("decrypted (100 addresses, one subject)", &secret, Some(plain.rate()));
+    row("sealed, read without opening", &unopened, Some(plain.rate()));
 }

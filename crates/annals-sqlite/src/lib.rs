@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use annals::event::from_micros;
+use annals::event::{PayloadOpener, from_micros};
 use annals::{
     AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
     StreamInfo,
@@ -277,6 +277,41 @@ fn snapshot_query(
     }))
 }
 
+impl SqliteStore {
+    /// A stream's events, payloads through `open` if given.
+    async fn read_stream_through(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        open: Option<PayloadOpener>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.to_string();
+        let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
+        let from = i64::try_from(read.from).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let sql = match read.direction {
+                Direction::Forwards => STREAM_FORWARDS,
+                Direction::Backwards => STREAM_BACKWARDS,
+            };
+            query_events(conn, sql, params![stream, from, limit], open.as_ref())
+        })
+        .await
+    }
+
+    /// The global log after `after`, payloads through `open` if given.
+    async fn read_all_through(
+        &self,
+        after: u64,
+        limit: usize,
+        open: Option<PayloadOpener>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| query_events(conn, LOG_AFTER, params![after, limit], open.as_ref()))
+            .await
+    }
+}
+
 /// How often a waiting reader checks for appends made by other processes.
 const CROSS_PROCESS_CHECK: Duration = Duration::from_millis(200);
 
@@ -287,24 +322,29 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
-        let stream = stream.to_string();
-        let limit = i64::try_from(read.limit).unwrap_or(i64::MAX);
-        let from = i64::try_from(read.from).unwrap_or(i64::MAX);
-        self.read(move |conn| {
-            let sql = match read.direction {
-                Direction::Forwards => STREAM_FORWARDS,
-                Direction::Backwards => STREAM_BACKWARDS,
-            };
-            query_events(conn, sql, params![stream, from, limit])
-        })
-        .await
+        self.read_stream_through(stream, read, None).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |conn| query_events(conn, LOG_AFTER, params![after, limit]))
-            .await
+        self.read_all_through(after, limit, None).await
+    }
+
+    async fn read_stream_opened(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        open: PayloadOpener,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_through(stream, read, Some(open)).await
+    }
+
+    async fn read_all_opened(
+        &self,
+        after: u64,
+        limit: usize,
+        open: PayloadOpener,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_through(after, limit, Some(open)).await
     }
 
     async fn wait_for_new(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {
@@ -354,7 +394,12 @@ impl EventStore for SqliteStore {
                 Vec::new()
             } else {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                query_events(conn, STREAM_FORWARDS, params![stream_id.as_str(), from as i64, limit])?
+                query_events(
+                    conn,
+                    STREAM_FORWARDS,
+                    params![stream_id.as_str(), from as i64, limit],
+                    None,
+                )?
             };
             Ok((snapshot, events))
         })

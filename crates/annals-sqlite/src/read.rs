@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use annals::event::{from_micros, parse_stored_metadata, parse_stored_payload};
+use annals::event::{PayloadOpener, from_micros, parse_opened_payload, parse_stored_metadata};
 use annals::{RecordedEvent, StoreError, StreamId};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row};
@@ -77,8 +77,9 @@ fn text(row: &Row<'_>, i: usize) -> Result<Option<String>, rusqlite::Error> {
     })
 }
 
-/// Decodes one event row; a row that does not decode is [`StoreError::Corrupt`].
-pub(crate) fn decode_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
+/// Decodes one event row, its payload through `open` if given; a row that does not decode is
+/// [`StoreError::Corrupt`].
+pub(crate) fn decode_row(row: &Row<'_>, open: Option<&PayloadOpener>) -> Result<RecordedEvent, StoreError> {
     let b = StoreError::backend;
     let stream: String = row.get(1).map_err(b)?;
     let version = row.get::<_, i64>(3).map_err(b)? as u64;
@@ -111,23 +112,24 @@ pub(crate) fn decode_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
             .ok_or_else(|| corrupt("event type is not text"))?,
         schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schema version out of range"))?,
         metadata: parse_stored_metadata(&stream, version, &metadata)?,
-        payload: parse_stored_payload(&stream, version, payload)?,
+        payload: parse_opened_payload(&stream, version, payload, open)?,
         recorded_at: from_micros(row.get(9).map_err(b)?),
         stream_id,
     })
 }
 
-/// Runs an event query and decodes every row.
+/// Runs an event query and decodes every row (payloads through `open` if given).
 pub(crate) fn query_events(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
+    open: Option<&PayloadOpener>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(StoreError::backend)?;
     let mut rows = stmt.query(params).map_err(StoreError::backend)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(StoreError::backend)? {
-        out.push(decode_row(row)?);
+        out.push(decode_row(row, open)?);
     }
     Ok(out)
 }

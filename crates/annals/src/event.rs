@@ -244,6 +244,36 @@ pub fn parse_stored_payload(stream: &str, version: u64, text: String) -> Result<
     })
 }
 
+/// Rewrites a payload's stored text before it is parsed (`None` keeps it): how a wrapper such as
+/// [`Shredding`](crate::privacy::Shredding) opens sealed fields as the backend reads them, so the
+/// text is checked once, opened, instead of twice. What it returns must be JSON.
+pub type PayloadOpener = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Stored text through `open`, then parsed as [`parse_stored_payload`] does.
+pub fn parse_opened_payload(
+    stream: &str,
+    version: u64,
+    text: String,
+    open: Option<&PayloadOpener>,
+) -> Result<Box<RawValue>, StoreError> {
+    let text = match open.and_then(|open| open(&text)) {
+        Some(opened) => opened,
+        None => text,
+    };
+    parse_stored_payload(stream, version, text)
+}
+
+/// Events already parsed, with `open` applied to each payload: the default of
+/// [`EventStore::read_stream_opened`](crate::EventStore::read_stream_opened).
+pub fn open_payloads(mut events: Vec<RecordedEvent>, open: &PayloadOpener) -> Result<Vec<RecordedEvent>, StoreError> {
+    for e in &mut events {
+        if let Some(text) = open(e.payload.get()) {
+            e.payload = parse_stored_payload(e.stream_id.as_str(), e.version, text)?;
+        }
+    }
+    Ok(events)
+}
+
 /// Parses stored metadata text, naming the row if it is not valid.
 pub fn parse_stored_metadata(stream: &str, version: u64, text: &str) -> Result<Metadata, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {

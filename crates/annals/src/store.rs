@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::event::{NewEvent, RecordedEvent};
+use crate::event::{NewEvent, PayloadOpener, RecordedEvent, open_payloads};
 use crate::ids::{ExpectedVersion, StreamId, type_name_problem};
 
 /// Largest event accepted: payload plus metadata, in bytes (1 MiB).
@@ -212,6 +212,27 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send;
 
+    /// [`read_stream`](Self::read_stream), each payload's stored text passed through `open`
+    /// before it is parsed ([`PayloadOpener`]).
+    fn read_stream_opened(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        open: PayloadOpener,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        async move { open_payloads(self.read_stream(stream, read).await?, &open) }
+    }
+
+    /// [`read_all`](Self::read_all), each payload's stored text passed through `open` first.
+    fn read_all_opened(
+        &self,
+        after: u64,
+        limit: usize,
+        open: PayloadOpener,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        async move { open_payloads(self.read_all(after, limit).await?, &open) }
+    }
+
     /// Appends events to a single stream.
     fn append_to_stream(
         &self,
@@ -288,6 +309,22 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
         (**self).read_all(after, limit)
+    }
+    fn read_stream_opened(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        open: PayloadOpener,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        (**self).read_stream_opened(stream, read, open)
+    }
+    fn read_all_opened(
+        &self,
+        after: u64,
+        limit: usize,
+        open: PayloadOpener,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        (**self).read_all_opened(after, limit, open)
     }
     fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).wait_for_new(after, timeout)

@@ -26,15 +26,16 @@ use aes_gcm::{Aes256Gcm, Key};
 use serde_json::{Map, Value, json};
 
 use crate::error::StoreError;
-use crate::event::{Metadata, NewEvent, RecordedEvent};
+use crate::event::{Metadata, NewEvent, PayloadOpener, RecordedEvent};
 use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{AppendOutcome, EventStore, ReadStream, Snapshot, StreamAppend, StreamInfo};
 
 mod codec;
 mod forward;
 mod keyed;
+mod read;
 
-use codec::{SEALED_START, hex, open, open_in_place, seal, sealed_at, unhex_into};
+use codec::{hex, open, seal};
 mod pseudonym;
 
 pub use keyed::{AppendWithKeys, append_with_keys_in_two_steps};
@@ -128,7 +129,9 @@ pub struct Shredding<S, K> {
     fields: Arc<PersonalFields>,
     masters: Arc<Vec<MasterKey>>,
     /// Data keys unwrapped in the last [`KEY_CACHE_TTL`], by subject.
-    cache: Arc<std::sync::Mutex<HashMap<String, (std::time::Instant, Aes256Gcm)>>>,
+    cache: read::KeyCache,
+    /// Opens values whose key is in `cache` as the inner store reads them.
+    opener: PayloadOpener,
     /// `keys` is `inner` ([`Shredding::in_store`]): new keys are stored with the append.
     keyed: Option<keyed::KeyedAppend<S>>,
 }
@@ -157,12 +160,14 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
     pub fn new(inner: S, keys: K, fields: PersonalFields, master: MasterKey, older: Vec<MasterKey>) -> Self {
         let mut masters = vec![master];
         masters.extend(older);
+        let cache = read::KeyCache::default();
         Self {
             inner,
             keys,
             fields: Arc::new(fields),
             masters: Arc::new(masters),
-            cache: Arc::default(),
+            opener: read::cached_opener(cache.clone()),
+            cache,
             keyed: None,
         }
     }
@@ -321,53 +326,6 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Ok(sealed)
     }
 
-    async fn decrypt(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
-        let mut buffer = Vec::new();
-        for e in &mut events {
-            let text = e.payload.get();
-            let Some(first) = text.find(SEALED_START) else {
-                continue;
-            };
-            // Every sealed value is `{"$shredded":"<hex>","$subject":"<subject>"}`, as written by
-            // `encrypt`: spliced in place, without parsing the rest of the payload.
-            let mut out = String::with_capacity(text.len());
-            let mut rest = text;
-            let mut at = Some(first);
-            while let Some(i) = at {
-                out.push_str(&rest[..i]);
-                let Some((hex_text, subject, len)) = sealed_at(&rest[i..]) else {
-                    out.push_str(SEALED_START);
-                    rest = &rest[i + SEALED_START.len()..];
-                    at = rest.find(SEALED_START);
-                    continue;
-                };
-                if !keys.contains_key(subject.as_ref()) {
-                    let key = self.data_key(&subject, false).await?;
-                    keys.insert(subject.clone().into_owned(), key);
-                }
-                let plain = keys[subject.as_ref()]
-                    .as_ref()
-                    .filter(|_| unhex_into(hex_text, &mut buffer))
-                    .and_then(|cipher| open_in_place(cipher, &mut buffer))
-                    .and_then(|plain| std::str::from_utf8(plain).ok());
-                match plain {
-                    Some(json) => out.push_str(json),
-                    None => {
-                        out.push('"');
-                        out.push_str(REDACTED);
-                        out.push('"');
-                    }
-                }
-                rest = &rest[i + len..];
-                at = rest.find(SEALED_START);
-            }
-            out.push_str(rest);
-            e.payload = serde_json::value::RawValue::from_string(out).map_err(StoreError::backend)?;
-        }
-        Ok(events)
-    }
-
     /// Forgets `subject` ([`forget`]), dropping its key from this store's cache at once.
     pub async fn forget(&self, subject: &str, metadata: &Metadata) -> Result<bool, StoreError> {
         let forgotten = forget(&self.keys, &self.inner, subject, metadata).await;
@@ -440,11 +398,13 @@ impl<S: EventStore, K: KeyStore> EventStore for Shredding<S, K> {
     }
 
     async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.decrypt(self.inner.read_stream(stream, read).await?).await
+        let events = self.inner.read_stream_opened(stream, read, self.opener.clone()).await?;
+        self.open_rest(events).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.decrypt(self.inner.read_all(after, limit).await?).await
+        let events = self.inner.read_all_opened(after, limit, self.opener.clone()).await?;
+        self.open_rest(events).await
     }
 
     fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -186,6 +186,39 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
     );
     assert_eq!(rotated.rotate().await.unwrap(), 0, "pseudonyms are not keys to re-wrap");
 
+    // One event, two subjects. A reader with one of the keys cached opens that value as the store
+    // reads it and the other after; forgetting one subject redacts only its own field.
+    let gift_fields = PersonalFields::new()
+        .field("Gift", "Given", "from_email", "from")
+        .field("Gift", "Given", "to_email", "to");
+    let m2 = MasterKey::new("m2", [9; 32]);
+    let gifts = Shredding::in_store(store.clone(), gift_fields.clone(), m2.clone(), vec![]);
+    let given = json!({ "from": "dee", "to": "eve", "from_email": "dee@example.org", "to_email": "eve@example.org" });
+    let dee_only = json!({ "from": "dee", "from_email": "dee@example.org" });
+    for (stream, payload) in [("gift-1", &given), ("gift-dee", &dee_only)] {
+        gifts
+            .append_to_stream(
+                sid(stream),
+                "Gift",
+                ExpectedVersion::NoStream,
+                vec![NewEvent::from_value("Given", payload)],
+            )
+            .await
+            .unwrap();
+    }
+    let dee_cached = || async {
+        let reader = Shredding::new(store.clone(), store.clone(), gift_fields.clone(), m2.clone(), vec![]);
+        reader.read_stream(&sid("gift-dee"), ReadStream::all()).await.unwrap();
+        reader.read_stream(&sid("gift-1"), ReadStream::all()).await.unwrap()[0].payload_value()
+    };
+    assert_eq!(dee_cached().await, given);
+    assert!(gifts.forget("eve", &Metadata::by("dpo")).await.unwrap());
+    let read = dee_cached().await;
+    assert_eq!(
+        (&read["from_email"], &read["to_email"], &read["to"]),
+        (&json!("dee@example.org"), &json!(REDACTED), &json!("eve"))
+    );
+
     // A personal field without its subject is refused, and nothing is stored.
     let bad = rotated
         .append_to_stream(

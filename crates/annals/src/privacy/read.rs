@@ -1,0 +1,133 @@
+//! Reading through [`Shredding`]: sealed values are opened where they lie in the stored text.
+//!
+//! Two passes. The first runs inside the backend's read ([`EventStore::read_stream_opened`]):
+//! values whose subject's key is in the cache are opened before the backend parses the text, so
+//! the text is checked once. The second, after the read, fetches the keys that were not cached
+//! and opens (or, for a forgotten subject, redacts) what is left.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::Instant;
+
+use aes_gcm::Aes256Gcm;
+use memchr::memmem::Finder;
+
+use super::codec::{SEALED_START, open_in_place, sealed_at, unhex_into};
+use super::{KEY_CACHE_TTL, KeyStore, REDACTED, Shredding};
+use crate::error::StoreError;
+use crate::event::{PayloadOpener, RecordedEvent};
+use crate::store::EventStore;
+
+/// Data keys unwrapped lately, by subject, with when.
+pub(super) type KeyCache = Arc<Mutex<HashMap<String, (Instant, Aes256Gcm)>>>;
+
+static SEALED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(SEALED_START));
+
+/// What to do with a value sealed for a subject.
+enum Opening<'a> {
+    /// Open it with this key.
+    With(&'a Aes256Gcm),
+    /// The subject is forgotten: redact it.
+    Redact,
+    /// The key is not at hand: leave the value sealed.
+    Leave,
+}
+
+/// `text` with each sealed value opened or redacted as `key_for` its subject says; `None` if
+/// nothing changed. Every sealed value is `{"$shredded":"<hex>","$subject":"<subject>"}`, as
+/// written by `encrypt`, spliced in place without parsing the rest of the payload.
+fn splice<'k>(text: &str, mut key_for: impl FnMut(&str) -> Opening<'k>) -> Option<String> {
+    let mut at = SEALED.find(text.as_bytes())?;
+    let mut out: Option<String> = None;
+    let mut copied = 0; // text[..copied] is in `out` (or unchanged, while `out` is None)
+    let mut buffer = Vec::new();
+    loop {
+        if let Some((hex_text, subject, len)) = sealed_at(&text[at..]) {
+            let opened = match key_for(&subject) {
+                Opening::Leave => None,
+                Opening::Redact => Some(None),
+                Opening::With(cipher) => Some(
+                    Some(())
+                        .filter(|()| unhex_into(hex_text, &mut buffer))
+                        .and_then(|()| open_in_place(cipher, &mut buffer))
+                        .and_then(|plain| std::str::from_utf8(plain).ok()),
+                ),
+            };
+            if let Some(plain) = opened {
+                let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                out.push_str(&text[copied..at]);
+                match plain {
+                    Some(json) => out.push_str(json),
+                    None => {
+                        out.push('"');
+                        out.push_str(REDACTED);
+                        out.push('"');
+                    }
+                }
+                copied = at + len;
+            }
+            at += len;
+        } else {
+            at += SEALED_START.len();
+        }
+        match SEALED.find(&text.as_bytes()[at..]) {
+            Some(next) => at += next,
+            None => break,
+        }
+    }
+    let mut out = out?;
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// The first pass: opens the values whose subject's key is cached and fresh.
+pub(super) fn cached_opener(cache: KeyCache) -> PayloadOpener {
+    Arc::new(move |text: &str| {
+        SEALED.find(text.as_bytes())?;
+        let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        splice(text, |subject| match cache.get(subject) {
+            Some((at, cipher)) if now.duration_since(*at) < KEY_CACHE_TTL => Opening::With(cipher),
+            _ => Opening::Leave,
+        })
+    })
+}
+
+impl<S: EventStore, K: KeyStore> Shredding<S, K> {
+    /// The second pass: fetches the keys of the values still sealed in `events`, then opens
+    /// them, or redacts them where the subject is forgotten.
+    pub(super) async fn open_rest(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
+        for e in &mut events {
+            let text = e.payload.get();
+            let Some(mut at) = SEALED.find(text.as_bytes()) else {
+                continue;
+            };
+            loop {
+                let len = match sealed_at(&text[at..]) {
+                    Some((_, subject, len)) => {
+                        if !keys.contains_key(subject.as_ref()) {
+                            let key = self.data_key(&subject, false).await?;
+                            keys.insert(subject.into_owned(), key);
+                        }
+                        len
+                    }
+                    None => SEALED_START.len(),
+                };
+                match SEALED.find(&text.as_bytes()[at + len..]) {
+                    Some(next) => at += len + next,
+                    None => break,
+                }
+            }
+            let opened = splice(text, |subject| match keys.get(subject) {
+                Some(Some(cipher)) => Opening::With(cipher),
+                Some(None) => Opening::Redact,
+                None => Opening::Leave,
+            });
+            if let Some(text) = opened {
+                e.payload = serde_json::value::RawValue::from_string(text).map_err(StoreError::backend)?;
+            }
+        }
+        Ok(events)
+    }
+}
