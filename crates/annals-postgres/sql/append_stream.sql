@@ -6,16 +6,29 @@
 -- $4 event count, $5 snapshot version (NULL: none), $6..$10 event ids, types, schema versions,
 -- payloads, metadata; $11/$12 the snapshot's schema version and state.
 -- Returns the first new version.
--- Without a snapshot the client sends the statement up to the `snapshot` CTE (cut at the marker
--- line below), with 10 parameters: the server then does not set up an insert into snapshots on
--- every append.
+-- The client sends one of four cuts of this text (the parts between a `-- <part>` line and the
+-- next `-- end` are cut out):
+-- - without `snapshot` when the append has none, with 10 parameters: the server then does not
+--   set up an insert into snapshots on every append;
+-- - `update` when the stream must exist (an exact version above 0, or "exists"), else `upsert`:
+--   a plain UPDATE costs the server about a tenth less per append than the upsert's
+--   speculative insert.
 WITH bumped AS (
+-- upsert
     -- Creates the stream row or bumps its version, holding the row lock until commit.
     INSERT INTO streams AS s (stream_id, stream_type, version) VALUES ($1::text, $2::text, $4::bigint)
     ON CONFLICT (stream_id) DO UPDATE SET version = s.version + excluded.version, updated_at = now()
     RETURNING s.version - $4 AS v, s.stream_type AS t
+-- end
+-- update
+    -- Bumps the version of a stream that must exist, holding the row lock until commit; no row
+    -- (no such stream) is refused below as a conflict with version 0.
+    UPDATE streams AS s SET version = s.version + $4::bigint, updated_at = now() WHERE s.stream_id = $1::text
+    RETURNING s.version - $4 AS v, s.stream_type AS t
+-- end
 ), checked AS (
     SELECT CASE
+        WHEN b.v IS NULL THEN refuse('AN003', 'wrong expected version', $1::text || '|' || $3::bigint || '|0')
         WHEN b.t <> $2 THEN refuse('AN002', 'stream type mismatch', $1 || '|' || $2 || '|' || b.t)
         WHEN NOT ($3::bigint = -1 OR ($3 = -2 AND b.v = 0) OR ($3 = -3 AND b.v > 0) OR ($3 >= 0 AND b.v = $3))
             THEN refuse('AN003', 'wrong expected version', $1 || '|' || $3 || '|' || b.v)
@@ -23,7 +36,7 @@ WITH bumped AS (
             THEN refuse('AN004', 'snapshot version mismatch', $1 || '|' || $5 || '|' || (b.v + $4))
         ELSE b.v
     END AS v
-    FROM bumped b
+    FROM (VALUES (1)) AS one LEFT JOIN bumped b ON true
 ), stored AS (
     INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, payload, metadata)
     SELECT $1, $2, c.v + t.k, t.id, t.ty, t.sv, t.p::json, t.m::json

@@ -40,10 +40,24 @@ fn append_streams(inbox: bool) -> &'static str {
     if inbox { APPEND_STREAMS } else { &PLAIN }
 }
 
-/// The one-stream append without its snapshot CTE (see `append_stream.sql`).
-fn append_stream_plain() -> &'static str {
-    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| without_part(APPEND_STREAM, "snapshot"));
-    &PLAIN
+/// The one-stream append (`append_stream.sql`), cut for a stream that must exist (`update`) or
+/// may not (`upsert`), with the snapshot CTE or without.
+fn append_stream_sql(must_exist: bool, snapshot: bool) -> &'static str {
+    use std::sync::LazyLock;
+    fn cut(parts: &[&str]) -> String {
+        parts
+            .iter()
+            .fold(APPEND_STREAM.to_owned(), |sql, part| without_part(&sql, part))
+    }
+    static CUTS: LazyLock<[String; 4]> = LazyLock::new(|| {
+        [
+            cut(&["update", "snapshot"]),
+            cut(&["update"]),
+            cut(&["upsert", "snapshot"]),
+            cut(&["upsert"]),
+        ]
+    });
+    &CUTS[usize::from(must_exist) * 2 + usize::from(snapshot)]
 }
 const STORED: &str = crate::read::STORED_BY_ID;
 
@@ -168,11 +182,9 @@ async fn append_stream(
 ) -> Result<AppendOutcome, StoreError> {
     let b = StoreError::backend;
     let snap = a.snapshot.as_ref();
-    let sql = if snap.is_some() {
-        APPEND_STREAM
-    } else {
-        append_stream_plain()
-    };
+    let must_exist =
+        matches!(a.expected, ExpectedVersion::StreamExists) || matches!(a.expected, ExpectedVersion::Exact(v) if v > 0);
+    let sql = append_stream_sql(must_exist, snap.is_some());
     let stmt = client.prepare_cached(sql).await.map_err(b)?;
     let n = a.events.len();
     let mut ev = EventArrays::default();
