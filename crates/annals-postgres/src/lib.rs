@@ -37,6 +37,7 @@ pub mod testing;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use annals::event::PayloadOpener;
 use annals::{
     AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
     StreamInfo,
@@ -227,23 +228,81 @@ impl PostgresStore {
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        open: Option<&PayloadOpener>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await.map_err(StoreError::backend)?;
         let rows = client.query(&stmt, params).await.map_err(StoreError::backend)?;
-        let events = decode_rows(&rows)?;
+        let events = decode_rows(&rows, open)?;
         if events.iter().all(Option::is_some) {
             return Ok(events.into_iter().flatten().collect());
         }
         self.assign_positions().await?;
         let rows = client.query(&stmt, params).await.map_err(StoreError::backend)?;
-        let events = decode_rows(&rows)?;
+        let events = decode_rows(&rows, open)?;
         let sequenced = events.iter().position(Option::is_some).unwrap_or(events.len());
         Ok(events
             .into_iter()
             .skip(if sql == STREAM_BACKWARDS { sequenced } else { 0 })
             .map_while(|e| e)
             .collect())
+    }
+
+    /// A stream's events, payloads through `open` if given.
+    async fn read_stream_through(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        open: Option<&PayloadOpener>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = match read.direction {
+            Direction::Forwards => STREAM_FORWARDS,
+            Direction::Backwards => STREAM_BACKWARDS,
+        };
+        let limit = to_i64(read.limit as u64);
+        self.query_events(sql, &[&stream.as_str(), &to_i64(read.from), &limit], open)
+            .await
+    }
+
+    /// The global log after `after`, payloads through `open` if given.
+    async fn read_all_through(
+        &self,
+        after: u64,
+        limit: usize,
+        open: Option<&PayloadOpener>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Taken before the query: appends sequenced after it started are not in its answer.
+        let progress = &self.shared.progress;
+        let (begun, committed) = (progress.runs_started(), progress.committed());
+        let own_pending = !progress.all_sequenced();
+        let mut events = self
+            .query_events(LOG_AFTER, &[&to_i64(after), &to_i64(limit as u64)], open)
+            .await?;
+        // At the head: sequence what has committed but has no position yet (an append that
+        // returned a moment ago, here or in another process), so a reader sees it. With appends
+        // of its own pending, this store's background sequencer runs within milliseconds, and a
+        // run that starts after this read began sequences every transaction committed before
+        // it, here or elsewhere: waiting for that beats contending for the sequencer's lock.
+        // Otherwise (or if it is slow) the read looks itself, and sequences what it finds.
+        if events.len() < limit {
+            let seen = events.last().map_or(after, |e| e.global_position);
+            let head = if own_pending && progress.ran_since(begun, committed, SEQUENCER_PATIENCE).await {
+                *self.shared.head.borrow()
+            } else {
+                self.assign_positions().await?
+            };
+            if head > seen {
+                let more = self
+                    .query_events(
+                        LOG_AFTER,
+                        &[&to_i64(seen), &to_i64((limit - events.len()) as u64)],
+                        open,
+                    )
+                    .await?;
+                events.extend(more);
+            }
+        }
+        Ok(events)
     }
 }
 
@@ -270,44 +329,29 @@ impl EventStore for PostgresStore {
     }
 
     async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = match read.direction {
-            Direction::Forwards => STREAM_FORWARDS,
-            Direction::Backwards => STREAM_BACKWARDS,
-        };
-        let limit = to_i64(read.limit as u64);
-        self.query_events(sql, &[&stream.as_str(), &to_i64(read.from), &limit])
-            .await
+        self.read_stream_through(stream, read, None).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        // Taken before the query: appends sequenced after it started are not in its answer.
-        let progress = &self.shared.progress;
-        let (begun, committed) = (progress.runs_started(), progress.committed());
-        let own_pending = !progress.all_sequenced();
-        let mut events = self
-            .query_events(LOG_AFTER, &[&to_i64(after), &to_i64(limit as u64)])
-            .await?;
-        // At the head: sequence what has committed but has no position yet (an append that
-        // returned a moment ago, here or in another process), so a reader sees it. With appends
-        // of its own pending, this store's background sequencer runs within milliseconds, and a
-        // run that starts after this read began sequences every transaction committed before
-        // it, here or elsewhere: waiting for that beats contending for the sequencer's lock.
-        // Otherwise (or if it is slow) the read looks itself, and sequences what it finds.
-        if events.len() < limit {
-            let seen = events.last().map_or(after, |e| e.global_position);
-            let head = if own_pending && progress.ran_since(begun, committed, SEQUENCER_PATIENCE).await {
-                *self.shared.head.borrow()
-            } else {
-                self.assign_positions().await?
-            };
-            if head > seen {
-                let more = self
-                    .query_events(LOG_AFTER, &[&to_i64(seen), &to_i64((limit - events.len()) as u64)])
-                    .await?;
-                events.extend(more);
-            }
-        }
-        Ok(events)
+        self.read_all_through(after, limit, None).await
+    }
+
+    async fn read_stream_opened(
+        &self,
+        stream: &StreamId,
+        read: ReadStream,
+        open: PayloadOpener,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_through(stream, read, Some(&open)).await
+    }
+
+    async fn read_all_opened(
+        &self,
+        after: u64,
+        limit: usize,
+        open: PayloadOpener,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_through(after, limit, Some(&open)).await
     }
 
     async fn wait_for_new(&self, after: u64, timeout: Duration) -> Result<u64, StoreError> {
@@ -389,6 +433,7 @@ impl EventStore for PostgresStore {
             self.query_events(
                 STREAM_FORWARDS,
                 &[&stream.as_str(), &to_i64(from), &to_i64(limit as u64)],
+                None,
             )
             .await?
         };

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use annals::event::{parse_stored_metadata, parse_stored_payload};
+use annals::event::{PayloadOpener, parse_opened_payload, parse_stored_metadata};
 use annals::{RecordedEvent, StoreError, StreamId};
 use tokio_postgres::Row;
 
@@ -31,9 +31,10 @@ pub(crate) const STORED_BY_ID: &str = concat!(
 /// The global log after position `$1`, at most `$2` events (`sql/reads.sql`).
 pub(crate) const LOG_AFTER: &str = "SELECT * FROM read_log($1, $2)";
 
-/// Decodes one event row. `Ok(None)` means the row has no global position yet (its appender
-/// died between commit and sequencing): the caller sequences and reads again.
-pub(crate) fn decode_row(row: &Row) -> Result<Option<RecordedEvent>, StoreError> {
+/// Decodes one event row, its payload through `open` if given. `Ok(None)` means the row has no
+/// global position yet (its appender died between commit and sequencing): the caller sequences
+/// and reads again.
+pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<Option<RecordedEvent>, StoreError> {
     let b = StoreError::backend;
     let stream: String = row.try_get(1).map_err(b)?;
     let version = row.try_get::<_, i64>(3).map_err(b)? as u64;
@@ -57,13 +58,16 @@ pub(crate) fn decode_row(row: &Row) -> Result<Option<RecordedEvent>, StoreError>
         event_type: row.try_get(5).map_err(b)?,
         schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schema version out of range"))?,
         metadata: parse_stored_metadata(&stream, version, &metadata)?,
-        payload: parse_stored_payload(&stream, version, payload)?,
+        payload: parse_opened_payload(&stream, version, payload, open)?,
         recorded_at: row.try_get::<_, SystemTime>(9).map_err(b)?,
         stream_id,
     }))
 }
 
 /// Decodes rows, `None` for a row that has no position yet.
-pub(crate) fn decode_rows(rows: &[Row]) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
-    rows.iter().map(decode_row).collect()
+pub(crate) fn decode_rows(
+    rows: &[Row],
+    open: Option<&PayloadOpener>,
+) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
+    rows.iter().map(|row| decode_row(row, open)).collect()
 }
