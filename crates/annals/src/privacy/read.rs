@@ -15,7 +15,7 @@ use memchr::memmem::Finder;
 use super::codec::{SEALED_START, open_in_place, sealed_at, unhex_into};
 use super::{KEY_CACHE_TTL, KeyStore, REDACTED, Shredding};
 use crate::error::StoreError;
-use crate::event::{PayloadOpener, RecordedEvent};
+use crate::event::{PayloadOpener, RecordedEvent, parse_stored_payload};
 use crate::store::EventStore;
 
 /// Data keys unwrapped lately, by subject, with when.
@@ -33,47 +33,60 @@ enum Opening<'a> {
     Leave,
 }
 
-/// `text` with each sealed value opened or redacted as `key_for` its subject says; `None` if
-/// nothing changed. Every sealed value is `{"$shredded":"<hex>","$subject":"<subject>"}`, as
-/// written by `encrypt`, spliced in place without parsing the rest of the payload.
+/// A sealed value found in a payload's text.
+struct Sealed<'t> {
+    /// Where it starts in the text, and its length.
+    at: usize,
+    len: usize,
+    hex: &'t str,
+    subject: std::borrow::Cow<'t, str>,
+}
+
+/// Every sealed value in `text`, in order. Every sealed value is
+/// `{"$shredded":"<hex>","$subject":"<subject>"}`, as written by `encrypt`; a look-alike that
+/// does not parse as one is skipped.
+fn sealed_values(text: &str) -> impl Iterator<Item = Sealed<'_>> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let at = from + SEALED.find(&text.as_bytes()[from..])?;
+            match sealed_at(&text[at..]) {
+                Some((hex, subject, len)) => {
+                    from = at + len;
+                    return Some(Sealed { at, len, hex, subject });
+                }
+                None => from = at + SEALED_START.len(),
+            }
+        }
+    })
+}
+
+/// `text` with each sealed value opened or redacted as `key_for` its subject says, spliced in
+/// place without parsing the rest of the payload; `None` if nothing changed.
 fn splice<'k>(text: &str, mut key_for: impl FnMut(&str) -> Opening<'k>) -> Option<String> {
-    let mut at = SEALED.find(text.as_bytes())?;
     let mut out: Option<String> = None;
     let mut copied = 0; // text[..copied] is in `out` (or unchanged, while `out` is None)
     let mut buffer = Vec::new();
-    loop {
-        if let Some((hex_text, subject, len)) = sealed_at(&text[at..]) {
-            let opened = match key_for(&subject) {
-                Opening::Leave => None,
-                Opening::Redact => Some(None),
-                Opening::With(cipher) => Some(
-                    Some(())
-                        .filter(|()| unhex_into(hex_text, &mut buffer))
-                        .and_then(|()| open_in_place(cipher, &mut buffer))
-                        .and_then(|plain| std::str::from_utf8(plain).ok()),
-                ),
-            };
-            if let Some(plain) = opened {
-                let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
-                out.push_str(&text[copied..at]);
-                match plain {
-                    Some(json) => out.push_str(json),
-                    None => {
-                        out.push('"');
-                        out.push_str(REDACTED);
-                        out.push('"');
-                    }
-                }
-                copied = at + len;
+    for sealed in sealed_values(text) {
+        let plain = match key_for(&sealed.subject) {
+            Opening::Leave => continue,
+            Opening::Redact => None,
+            Opening::With(cipher) => Some(())
+                .filter(|()| unhex_into(sealed.hex, &mut buffer))
+                .and_then(|()| open_in_place(cipher, &mut buffer))
+                .and_then(|plain| std::str::from_utf8(plain).ok()),
+        };
+        let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        out.push_str(&text[copied..sealed.at]);
+        match plain {
+            Some(json) => out.push_str(json),
+            None => {
+                out.push('"');
+                out.push_str(REDACTED);
+                out.push('"');
             }
-            at += len;
-        } else {
-            at += SEALED_START.len();
         }
-        match SEALED.find(&text.as_bytes()[at..]) {
-            Some(next) => at += next,
-            None => break,
-        }
+        copied = sealed.at + sealed.len;
     }
     let mut out = out?;
     out.push_str(&text[copied..]);
@@ -100,23 +113,10 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         let mut keys: HashMap<String, Option<Aes256Gcm>> = HashMap::new();
         for e in &mut events {
             let text = e.payload.get();
-            let Some(mut at) = SEALED.find(text.as_bytes()) else {
-                continue;
-            };
-            loop {
-                let len = match sealed_at(&text[at..]) {
-                    Some((_, subject, len)) => {
-                        if !keys.contains_key(subject.as_ref()) {
-                            let key = self.data_key(&subject, false).await?;
-                            keys.insert(subject.into_owned(), key);
-                        }
-                        len
-                    }
-                    None => SEALED_START.len(),
-                };
-                match SEALED.find(&text.as_bytes()[at + len..]) {
-                    Some(next) => at += len + next,
-                    None => break,
+            for sealed in sealed_values(text) {
+                if !keys.contains_key(sealed.subject.as_ref()) {
+                    let key = self.data_key(&sealed.subject, false).await?;
+                    keys.insert(sealed.subject.into_owned(), key);
                 }
             }
             let opened = splice(text, |subject| match keys.get(subject) {
@@ -125,7 +125,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
                 None => Opening::Leave,
             });
             if let Some(text) = opened {
-                e.payload = serde_json::value::RawValue::from_string(text).map_err(StoreError::backend)?;
+                e.payload = parse_stored_payload(e.stream_id.as_str(), e.version, text)?;
             }
         }
         Ok(events)
