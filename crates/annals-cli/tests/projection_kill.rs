@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use annals::consume::Checkpoints;
 use annals::{EventStore, ExpectedVersion};
 use annals_postgres::{PostgresOptions, PostgresStore};
 use annals_sqlite::SqliteStore;
@@ -61,11 +62,17 @@ async fn add_orders<S: EventStore>(store: &S, range: std::ops::Range<usize>) {
     }
 }
 
-async fn kill_runs_and_check<S: EventStore>(store: S, target: Target) {
+/// The projection's checkpoint as the store holds it (0 before its first batch).
+async fn stored_checkpoint<S: Checkpoints>(store: &S) -> u64 {
+    store.load_checkpoint("order-history").await.unwrap().unwrap_or(0)
+}
+
+async fn kill_runs_and_check<S: EventStore + Checkpoints>(store: S, target: Target) {
     add_orders(&store, 0..1500).await;
     let mut next = 1500;
     let mut mid_run_kills = 0;
     for round in 0..5u64 {
+        let start = stored_checkpoint(&store).await;
         let mut child = target
             .command()
             .args(["projection", "run", "order-history", "--follow", "--batch", "5"])
@@ -75,12 +82,23 @@ async fn kill_runs_and_check<S: EventStore>(store: S, target: Target) {
             .unwrap();
         add_orders(&store, next..next + 40).await;
         next += 40;
-        tokio::time::sleep(Duration::from_millis(150 + 100 * round)).await;
+        // Kill once the runner has committed a batch of this round, however slowly it started on
+        // a loaded machine (a fixed sleep could kill it before its first batch every time), a
+        // little later each round so the kills land at different points of its work.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stored_checkpoint(&store).await <= start {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the runner made no progress in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5 * round)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let at = target.checkpoint();
         let head = store.head_position().await.unwrap();
-        if at > 0 && at < head {
+        if at < head {
             mid_run_kills += 1;
         }
     }
