@@ -1,5 +1,6 @@
 //! Appends: every stream of an append goes to the server in one prepared statement
-//! (`append_stream.sql` for one stream, `append_streams.sql` for several or with an inbox mark;
+//! (`append_exact.sql` for one stream at an exact version, `append_stream.sql` for other
+//! one-stream appends, `append_streams.sql` for several or with an inbox mark;
 //! one transaction, batched as arrays): one round trip per append, no global
 //! lock, no wait for the sequencer (which gives the events their global positions right after;
 //! see the crate docs). Refusals come back as errors with annals' own SQLSTATEs (see `append.sql`).
@@ -14,6 +15,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 const APPEND_STREAM: &str = include_str!("../sql/append_stream.sql");
+const APPEND_EXACT: &str = include_str!("../sql/append_exact.sql");
 const APPEND_STREAMS: &str = include_str!("../sql/append_streams.sql");
 
 /// `sql` without its optional `part`: every run of lines from `-- <part>` through `-- end`.
@@ -182,6 +184,11 @@ async fn append_stream(
 ) -> Result<AppendOutcome, StoreError> {
     let b = StoreError::backend;
     let snap = a.snapshot.as_ref();
+    if let (ExpectedVersion::Exact(v @ 1..), None) = (a.expected, snap)
+        && let Some(outcome) = append_exact(client, a, v).await?
+    {
+        return Ok(outcome);
+    }
     let must_exist =
         matches!(a.expected, ExpectedVersion::StreamExists) || matches!(a.expected, ExpectedVersion::Exact(v) if v > 0);
     let sql = append_stream_sql(must_exist, snap.is_some());
@@ -230,6 +237,48 @@ async fn append_stream(
             already_stored: false,
         }],
     })
+}
+
+/// Appends to one stream expected at exactly `version` (above 0), with no snapshot
+/// (`append_exact.sql`). `None`: the stream was not at that version with that type, and the caller
+/// sends the append again through `append_stream.sql`, which says why or appends.
+async fn append_exact(client: &Client, a: &StreamAppend, version: u64) -> Result<Option<AppendOutcome>, StoreError> {
+    let b = StoreError::backend;
+    let stmt = client.prepare_cached(APPEND_EXACT).await.map_err(b)?;
+    let mut ev = EventArrays::default();
+    ev.push(a);
+    let n = a.events.len();
+    let (expected, count) = (i64::try_from(version).unwrap_or(i64::MAX), n as i64);
+    let stored = client
+        .execute(
+            &stmt,
+            &[
+                &a.stream_id.as_str(),
+                &a.stream_type.as_str(),
+                &expected,
+                &count,
+                &ev.ids,
+                &ev.types,
+                &ev.schemas,
+                &ev.payloads,
+                &ev.metadata,
+            ],
+        )
+        .await;
+    match stored {
+        Ok(0) => Ok(None),
+        Ok(_) => Ok(Some(AppendOutcome {
+            streams: vec![StreamAppended {
+                stream_id: a.stream_id.clone(),
+                first_version: version + 1,
+                last_version: version + n as u64,
+                first_position: None,
+                last_position: None,
+                already_stored: false,
+            }],
+        })),
+        Err(e) => refusal(client, std::slice::from_ref(a), &ev.ids, e).await.map(Some),
+    }
 }
 
 /// Turns a failed append statement into the store error it stands for. A conflict or a stored

@@ -86,6 +86,12 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "reads in PL/pgSQL: the SQL versions were planned on every call (PostgreSQL < 18)",
         sql: &[include_str!("../sql/reads.sql")],
     },
+    Migration {
+        version: 10,
+        note: "assign_positions runs without JIT: past a few million events its estimated cost made \
+               every run compile expressions (about 25 ms a run)",
+        sql: &[include_str!("../sql/positions.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

@@ -212,3 +212,39 @@ async fn a_reader_waiting_for_its_own_sequencer_sees_another_stores_append() {
         assert!(streams.contains(&format!("b-{i}").as_str()), "round {i}: {streams:?}");
     }
 }
+
+/// The sequencer's plan is priced from the size of `events`; past a few million events that price
+/// passed `jit_above_cost` and every run spent about 25 ms compiling. The function turns JIT off
+/// for itself, whatever the session or server says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequencer_runs_without_jit_whatever_the_session_says() {
+    let (store, guard) = common::fresh().await;
+    store
+        .append_to_stream(sid("jit-s"), "Counter", ExpectedVersion::NoStream, vec![ev(1)])
+        .await
+        .unwrap();
+    let client = common::raw_client(&guard.schema).await;
+    // A session that would compile every plan.
+    client
+        .batch_execute("SET jit = on; SET jit_above_cost = 0")
+        .await
+        .unwrap();
+    let config: Vec<String> = client
+        .query_one(
+            "SELECT p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE p.proname = 'assign_positions' AND n.nspname = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        config.iter().any(|c| c == "jit=off"),
+        "assign_positions is configured {config:?}"
+    );
+    // Sequencing works under the function's own setting.
+    let head: i64 = client.query_one("SELECT assign_positions()", &[]).await.unwrap().get(0);
+    assert_eq!(head, 1);
+    let jit: String = client.query_one("SHOW jit", &[]).await.unwrap().get(0);
+    assert_eq!(jit, "on", "the function's setting does not leak into the session");
+}
