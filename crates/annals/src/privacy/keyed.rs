@@ -5,8 +5,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use aes_gcm::Aes256Gcm;
-
 use super::{KeyStore, Shredding, WrappedKey};
 use crate::error::StoreError;
 use crate::store::{AppendOutcome, EventStore, StreamAppend};
@@ -69,7 +67,7 @@ pub(super) fn keyed_append<S: AppendWithKeys>() -> KeyedAppend<S> {
 pub(super) struct NewKey {
     pub(super) subject: String,
     pub(super) wrapped: WrappedKey,
-    pub(super) cipher: Aes256Gcm,
+    pub(super) cipher: super::DataKey,
 }
 
 /// How often an append is sealed again when other writers keep creating its subjects' keys.
@@ -93,9 +91,8 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
                 .map(|k| (k.subject.clone(), k.wrapped.clone()))
                 .collect();
             if let Some(outcome) = keyed(&self.inner, keys, sealed).await? {
-                let mut cache = self.cached();
                 for k in new_keys {
-                    cache.insert(k.subject, (std::time::Instant::now(), k.cipher));
+                    self.remember(k.subject, k.cipher);
                 }
                 return Ok(outcome);
             }
@@ -103,5 +100,40 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Err(StoreError::backend(format!(
             "other writers created this append's subjects' keys {RACES} times in a row"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aes_gcm::{Aes256Gcm, KeyInit};
+
+    use super::super::{KEY_CACHE_MAX, MasterKey, PersonalFields};
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    #[test]
+    fn the_key_cache_stays_bounded_however_many_subjects_come() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let shred = Shredding::new(
+            store.clone(),
+            store,
+            PersonalFields::new(),
+            MasterKey::new("m", [1; 32]),
+            vec![],
+        );
+        let cipher = std::sync::Arc::new(Aes256Gcm::new(&aes_gcm::Key::<Aes256Gcm>::from([2; 32])));
+        for i in 0..KEY_CACHE_MAX * 3 {
+            shred.remember(format!("subject-{i}"), cipher.clone());
+            assert!(
+                shred.cached().len() <= KEY_CACHE_MAX,
+                "{} keys after {i}",
+                shred.cached().len()
+            );
+        }
+        assert!(
+            shred
+                .cached()
+                .contains_key(&format!("subject-{}", KEY_CACHE_MAX * 3 - 1))
+        );
     }
 }

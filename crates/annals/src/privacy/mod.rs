@@ -26,7 +26,7 @@ use aes_gcm::{Aes256Gcm, Key};
 use serde_json::{Map, Value, json};
 
 use crate::error::StoreError;
-use crate::event::{Metadata, NewEvent, PayloadOpener, RecordedEvent};
+use crate::event::{Metadata, NewEvent, RecordedEvent};
 use crate::ids::{ExpectedVersion, StreamId};
 use crate::store::{AppendOutcome, EventStore, ReadStream, Snapshot, StreamAppend, StreamInfo};
 
@@ -35,7 +35,7 @@ mod forward;
 mod keyed;
 mod read;
 
-use codec::{hex, open, seal};
+use codec::{SEALED, base64, open, seal};
 mod pseudonym;
 
 pub use keyed::{AppendWithKeys, append_with_keys_in_two_steps};
@@ -47,7 +47,6 @@ pub use pseudonym::{forget_pseudonym, pseudonym, reidentify};
 pub const REDACTED: &str = "[forgotten]";
 /// The stream forgetting is recorded in (type `Forget`, events `SubjectForgotten {subject}`).
 pub const FORGOTTEN_STREAM: &str = "annals-forgotten";
-const SHREDDED: &str = "$shredded";
 const SUBJECT: &str = "$subject";
 
 /// A key that wraps data keys; rotate it with [`Shredding::rotate`].
@@ -130,8 +129,6 @@ pub struct Shredding<S, K> {
     masters: Arc<Vec<MasterKey>>,
     /// Data keys unwrapped in the last [`KEY_CACHE_TTL`], by subject.
     cache: read::KeyCache,
-    /// Opens values whose key is in `cache` as the inner store reads them.
-    opener: PayloadOpener,
     /// `keys` is `inner` ([`Shredding::in_store`]): new keys are stored with the append.
     keyed: Option<keyed::KeyedAppend<S>>,
 }
@@ -140,6 +137,17 @@ pub struct Shredding<S, K> {
 /// forgotten through this store is dropped from it at once; one forgotten by another process is
 /// unreadable here after at most this long.
 pub const KEY_CACHE_TTL: Duration = Duration::from_millis(250);
+
+/// Whether a key cached at `at` may still be used at `now`.
+fn fresh(at: std::time::Instant, now: std::time::Instant) -> bool {
+    now.saturating_duration_since(at) < KEY_CACHE_TTL
+}
+
+/// A subject's data key, unwrapped and ready (shared: a cipher with its round keys is about 1 KiB).
+type DataKey = Arc<Aes256Gcm>;
+
+/// The most data keys a [`Shredding`] keeps unwrapped at once.
+const KEY_CACHE_MAX: usize = 10_000;
 
 impl<S: AppendWithKeys + Clone> Shredding<S, S> {
     /// [`new`](Self::new) for a store that keeps its data keys itself, in the same database as its
@@ -166,7 +174,6 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
             keys,
             fields: Arc::new(fields),
             masters: Arc::new(masters),
-            opener: read::cached_opener(cache.clone()),
             cache,
             keyed: None,
         }
@@ -195,50 +202,58 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Ok(Aes256Gcm::new(&key))
     }
 
-    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<String, (std::time::Instant, Aes256Gcm)>> {
+    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<String, (std::time::Instant, DataKey)>> {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn data_key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, StoreError> {
+    async fn data_key(&self, subject: &str, create: bool) -> Result<Option<DataKey>, StoreError> {
         if let Some((at, cipher)) = self.cached().get(subject)
-            && at.elapsed() < KEY_CACHE_TTL
+            && fresh(*at, std::time::Instant::now())
         {
             return Ok(Some(cipher.clone()));
         }
         let key = self.fetch_key(subject, create).await?;
-        let mut cache = self.cached();
         match &key {
-            Some(cipher) => {
-                if cache.len() > 10_000 {
-                    cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
-                }
-                cache.insert(subject.to_owned(), (std::time::Instant::now(), cipher.clone()));
-            }
+            Some(cipher) => self.remember(subject.to_owned(), cipher.clone()),
             None => {
-                cache.remove(subject);
+                self.cached().remove(subject);
             }
         }
         Ok(key)
     }
 
-    async fn fetch_key(&self, subject: &str, create: bool) -> Result<Option<Aes256Gcm>, StoreError> {
+    /// Caches `subject`'s key. The cache stays bounded: past [`KEY_CACHE_MAX`] keys the stale
+    /// ones go, and if all are fresh, all go (it is a cache: the next read fetches again).
+    fn remember(&self, subject: String, cipher: DataKey) {
+        let mut cache = self.cached();
+        if cache.len() >= KEY_CACHE_MAX {
+            let now = std::time::Instant::now();
+            cache.retain(|_, (at, _)| fresh(*at, now));
+            if cache.len() >= KEY_CACHE_MAX / 2 {
+                cache.clear();
+            }
+        }
+        cache.insert(subject, (std::time::Instant::now(), cipher));
+    }
+
+    async fn fetch_key(&self, subject: &str, create: bool) -> Result<Option<DataKey>, StoreError> {
         let wrapped = match self.keys.load_key(subject).await? {
             Some(w) => w,
             None if create => self.keys.create_key(subject, self.new_key().0).await?,
             None => return Ok(None),
         };
-        self.unwrap_key(&wrapped).map(Some)
+        self.unwrap_key(&wrapped).map(|k| Some(Arc::new(k)))
     }
 
     /// A fresh data key: wrapped by the current master key, and ready to use.
-    fn new_key(&self) -> (WrappedKey, Aes256Gcm) {
+    fn new_key(&self) -> (WrappedKey, DataKey) {
         let key = Key::<Aes256Gcm>::generate();
         let master = &self.masters[0];
         let wrapped = WrappedKey {
             master_id: master.id.clone(),
             bytes: seal(&master.cipher, key.as_slice()),
         };
-        (wrapped, Aes256Gcm::new(&key))
+        (wrapped, Arc::new(Aes256Gcm::new(&key)))
     }
 
     /// The key to seal `subject`'s fields with: made and stored now, or (with `new_keys`) made
@@ -247,7 +262,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         &self,
         subject: &str,
         new_keys: Option<&mut Vec<keyed::NewKey>>,
-    ) -> Result<Aes256Gcm, StoreError> {
+    ) -> Result<DataKey, StoreError> {
         let Some(new_keys) = new_keys else {
             return Ok(self.data_key(subject, true).await?.expect("a created key"));
         };
@@ -297,7 +312,7 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
             };
             let cipher = self.sealing_key(&subject, new_keys.as_deref_mut()).await?;
             let sealed = seal(&cipher, value.to_string().as_bytes());
-            payload.insert(field.clone(), json!({ SHREDDED: hex(&sealed), SUBJECT: subject }));
+            payload.insert(field.clone(), json!({ SEALED: base64(&sealed), SUBJECT: subject }));
         }
         let raw = serde_json::value::to_raw_value(&payload).map_err(|e| bad(e.to_string()))?;
         Ok(NewEvent { payload: raw, ..event })
@@ -398,12 +413,14 @@ impl<S: EventStore, K: KeyStore> EventStore for Shredding<S, K> {
     }
 
     async fn read_stream(&self, stream: &StreamId, read: ReadStream) -> Result<Vec<RecordedEvent>, StoreError> {
-        let events = self.inner.read_stream_opened(stream, read, self.opener.clone()).await?;
+        let opener = read::cached_opener(&self.cache);
+        let events = self.inner.read_stream_opened(stream, read, opener).await?;
         self.open_rest(events).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let events = self.inner.read_all_opened(after, limit, self.opener.clone()).await?;
+        let opener = read::cached_opener(&self.cache);
+        let events = self.inner.read_all_opened(after, limit, opener).await?;
         self.open_rest(events).await
     }
 
