@@ -6,6 +6,7 @@
 mod appends;
 mod consuming;
 mod global_log;
+mod idempotence;
 mod privacy;
 mod reading;
 mod relaying;
@@ -14,6 +15,7 @@ mod snapshots;
 pub use appends::*;
 pub use consuming::*;
 pub use global_log::*;
+pub use idempotence::*;
 pub use privacy::*;
 pub use reading::*;
 pub use relaying::*;
