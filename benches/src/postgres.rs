@@ -3,7 +3,8 @@
 //! - appends (1, 10, 100 events per call; 1 and 16 concurrent appenders) through annals
 //!   (optimistic locking + the gap-free log) vs the same rows as one plain multi-row `INSERT` per
 //!   append (prepared, one round trip, no version check, no ordering), and vs that INSERT behind
-//!   one global advisory lock (the simple gap-free remedy);
+//!   one global advisory lock (the simple gap-free remedy), and (16 × 10) while another session
+//!   holds a transaction open;
 //! - catch-up read of the global log (events/s);
 //! - a projection rebuild (the FTGO order-history read model) into a PostgreSQL table.
 //!
@@ -89,6 +90,22 @@ async fn raw_append(
     collect(tasks, batch, started).await
 }
 
+/// Appends through annals while another session holds a transaction (with an id) open, as an
+/// idle-in-transaction client or a long report would: the oldest running transaction stays put.
+async fn while_a_transaction_is_open(
+    admin: &tokio_postgres::Client,
+    store: PostgresStore,
+    appenders: usize,
+    batch: usize,
+    tag: &str,
+    time: Duration,
+) -> Sample {
+    admin.batch_execute("BEGIN; SELECT pg_current_xact_id()").await.unwrap();
+    let sample = bench_append(store, appenders, batch, tag, time).await;
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    sample
+}
+
 async fn connect(schema: &str) -> tokio_postgres::Client {
     let mut config: tokio_postgres::Config = annals_postgres::testing::url().parse().unwrap();
     config.options(format!("-c search_path={schema}"));
@@ -161,7 +178,8 @@ async fn main() {
                 }
                 let rounds = 2;
                 let slice = secs() / rounds as u32;
-                let (mut raw, mut ours, mut locked) = (Sample::empty(), Sample::empty(), Sample::empty());
+                let (mut raw, mut ours, mut locked, mut held) =
+                    (Sample::empty(), Sample::empty(), Sample::empty(), Sample::empty());
                 for r in 0..rounds {
                     let tag = format!("{n}-{r}");
                     raw.add(raw_append(&guard.schema, RAW_INSERT, appenders, batch, &tag, slice).await);
@@ -169,6 +187,10 @@ async fn main() {
                     if appenders > 1 && batch == 10 {
                         let tag = format!("l{n}-{r}");
                         locked.add(raw_append(&guard.schema, LOCKED_INSERT, appenders, batch, &tag, slice).await);
+                        let tag = format!("h{n}-{r}");
+                        held.add(
+                            while_a_transaction_is_open(&admin, store.clone(), appenders, batch, &tag, slice).await,
+                        );
                     }
                 }
                 let label = format!("{appenders} appender(s) × {batch} event(s)/append");
@@ -176,6 +198,11 @@ async fn main() {
                 row(&format!("annals-postgres, {label}"), &ours, Some(raw.rate()));
                 if !locked.latencies.is_empty() {
                     row(&format!("raw INSERT + global lock, {label}"), &locked, Some(raw.rate()));
+                    row(
+                        &format!("annals-postgres, a transaction held open elsewhere, {label}"),
+                        &held,
+                        Some(raw.rate()),
+                    );
                 }
             }
         }

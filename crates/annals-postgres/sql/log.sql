@@ -12,11 +12,14 @@ CREATE TABLE log (
     count          integer NOT NULL CHECK (count > 0),
     UNIQUE (stream_id, first_version)
 );
--- log_head: one row. `position` = the last position handed out; `fence` = every transaction with
--- an id below it has finished and all its events are in `log`.
+-- log_head: one row. `position` = the last position handed out; `seen` = the snapshot the last
+-- sequencer run read events with (every transaction visible in it has all its events in `log`;
+-- NULL before the first run); `fence` = every transaction with an id below it has finished and
+-- all its events are in `log` (the xmin of `seen`; what the sequencer went by before `seen`).
 CREATE TABLE log_head (
-    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-    position bigint  NOT NULL,
-    fence    xid8    NOT NULL
+    only_row boolean     PRIMARY KEY DEFAULT true CHECK (only_row),
+    position bigint      NOT NULL,
+    fence    xid8        NOT NULL,
+    seen     pg_snapshot
 );
 INSERT INTO log_head (position, fence) VALUES (0, '0');

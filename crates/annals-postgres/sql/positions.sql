@@ -3,9 +3,14 @@
 -- there is work); any caller may run it: each store's background sequencer after appends, and
 -- readers at the head of the log (so they see appends that returned a moment ago).
 --
--- Which rows: those of transactions at or above the last fence that are visible (committed) and
--- not yet in the log. Every transaction below the new fence (the oldest transaction still
--- running) has finished before the insert's snapshot, so its rows are all taken now.
+-- Which rows: those of the transactions the last run did not see. Each run stores the snapshot
+-- its own insert ran with (`log_head.seen`); a transaction visible in it had every row taken by
+-- that run, so the candidates now are the transactions it did not see: those running then (its
+-- xip list) and those from its xmax on — two index probes on events.tx, however old the oldest
+-- running transaction is. (Until migration 11 the candidates were every transaction from the
+-- oldest one then running, the fence, minus the groups already in the log: one transaction held
+-- open anywhere in the cluster made every run rescan every event written since it began. A
+-- schema whose head has no snapshot yet takes that path once, `legacy`.)
 --
 -- Order: groups — one transaction's events of one stream — by (transaction, stream), then each
 -- stream's slots are given to its groups in version order (zipped); positions are the running
@@ -24,8 +29,10 @@ CREATE OR REPLACE FUNCTION assign_positions(check_first boolean DEFAULT true) RE
 SET jit = off AS $$
 DECLARE
     head bigint;
-    old_fence xid8;
-    new_fence xid8;
+    snap pg_snapshot;
+    since xid8;
+    running xid8[];
+    legacy boolean;
     added bigint;
     pending boolean;
     -- Not a bound at all (no transaction id reaches it): it only makes the range on events.tx
@@ -36,17 +43,21 @@ BEGIN
     -- The range on events.tx is written two-sided because the planner, without statistics on a
     -- young table (or with a parameter, in a cached plan), guesses a third of the table for an
     -- open range and would scan all of it, but 0.5% for a closed one; LATERAL … LIMIT 1 makes
-    -- "not yet in the log" one index probe per candidate, never a hash join over the whole log.
-    -- So the plans are right whatever the statistics, and cached (no planning per run).
-    SELECT h.fence INTO old_fence FROM log_head h;
+    -- "not yet in the log" (legacy only) one index probe per candidate, never a hash join over
+    -- the whole log. So the plans are right whatever the statistics, and cached (no planning per
+    -- run).
+    SELECT h.seen, coalesce(pg_snapshot_xmax(h.seen), h.fence), h.seen IS NULL INTO snap, since, legacy
+    FROM log_head h;
+    running := ARRAY(SELECT pg_snapshot_xip(snap));
     pending := NOT check_first;
     IF check_first THEN
     SELECT EXISTS (
         SELECT 1 FROM (SELECT e.stream_id, min(e.version) AS first_version
-                       FROM events e WHERE e.tx >= old_fence AND e.tx < upper
+                       FROM events e WHERE (e.tx >= since AND e.tx < upper) OR e.tx = ANY (running)
                        GROUP BY e.tx, e.stream_id) p
         LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
-                           WHERE l.stream_id = p.stream_id AND l.first_version = p.first_version LIMIT 1) d ON true
+                           WHERE legacy AND l.stream_id = p.stream_id AND l.first_version = p.first_version
+                           LIMIT 1) d ON true
         WHERE d.done IS NULL)
       INTO pending;
     END IF;
@@ -55,17 +66,19 @@ BEGIN
         RETURN head;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
-    SELECT h.position, h.fence INTO head, old_fence FROM log_head h;
-    new_fence := pg_snapshot_xmin(pg_current_snapshot());
+    SELECT h.position, h.seen, coalesce(pg_snapshot_xmax(h.seen), h.fence), h.seen IS NULL
+    INTO head, snap, since, legacy FROM log_head h;
+    running := ARRAY(SELECT pg_snapshot_xip(snap));
     WITH fresh AS (
-        -- Each committed transaction's events of one stream (consecutive versions), not yet in
-        -- the log.
+        -- Each committed transaction's events of one stream (consecutive versions) that the last
+        -- run did not see.
         SELECT p.tx, p.stream_id, p.first_version, p.n
         FROM (SELECT e.tx, e.stream_id, min(e.version) AS first_version, count(*)::int AS n
-              FROM events e WHERE e.tx >= old_fence AND e.tx < upper
+              FROM events e WHERE (e.tx >= since AND e.tx < upper) OR e.tx = ANY (running)
               GROUP BY e.tx, e.stream_id) p
         LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
-                           WHERE l.stream_id = p.stream_id AND l.first_version = p.first_version LIMIT 1) d ON true
+                           WHERE legacy AND l.stream_id = p.stream_id AND l.first_version = p.first_version
+                           LIMIT 1) d ON true
         WHERE d.done IS NULL
     ), slotted AS (
         SELECT f.*, row_number() OVER (ORDER BY f.tx, f.stream_id) AS slot FROM fresh f
@@ -84,8 +97,9 @@ BEGIN
         FROM placed pl
         RETURNING count
     )
-    SELECT coalesce(sum(ins.count), 0) INTO added FROM ins;
-    UPDATE log_head SET position = head + added, fence = new_fence;
+    -- This statement's own snapshot: every transaction it sees has had all its rows taken now.
+    SELECT coalesce(sum(ins.count), 0), pg_current_snapshot() INTO added, snap FROM ins;
+    UPDATE log_head SET position = head + added, seen = snap, fence = pg_snapshot_xmin(snap);
     IF added > 0 THEN
         PERFORM pg_notify('annals_log.' || current_schema(), (head + added)::text);
     END IF;

@@ -92,6 +92,15 @@ pub const MIGRATIONS: &[Migration] = &[
                every run compile expressions (about 25 ms a run)",
         sql: &[include_str!("../sql/positions.sql")],
     },
+    Migration {
+        version: 11,
+        note: "the sequencer looks only at transactions its last run did not see (log_head.seen): \
+               a transaction held open elsewhere made every run rescan every event since it began",
+        sql: &[
+            "ALTER TABLE log_head ADD COLUMN IF NOT EXISTS seen pg_snapshot;",
+            include_str!("../sql/positions.sql"),
+        ],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

@@ -248,3 +248,90 @@ async fn the_sequencer_runs_without_jit_whatever_the_session_says() {
     let jit: String = client.query_one("SHOW jit", &[]).await.unwrap().get(0);
     assert_eq!(jit, "on", "the function's setting does not leak into the session");
 }
+
+/// A transaction held open across many sequencer runs (each run's snapshot lists it as running)
+/// delays nobody else, and its events are sequenced once it commits, after everything before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_open_across_runs_is_sequenced_when_it_commits() {
+    let (store, guard) = common::fresh().await;
+    let mut held_conn = common::raw_client(&guard.schema).await;
+    let held = held_conn.transaction().await.unwrap();
+    let held_id = common::raw_append(&held, "held-open", -1).await;
+    for n in 1..=5u64 {
+        store
+            .append_to_stream(
+                sid(&format!("held-other-{n}")),
+                "Counter",
+                ExpectedVersion::NoStream,
+                vec![ev(1)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.head_position().await.unwrap(),
+            n,
+            "an open transaction delayed others"
+        );
+    }
+    held.commit().await.unwrap();
+    assert_eq!(store.head_position().await.unwrap(), 6);
+    let all = store.read_all(0, 10).await.unwrap();
+    check_history(&all, 6);
+    assert_eq!(all[5].event_id, held_id, "the late committer comes last");
+}
+
+/// A schema migrated from before `log_head.seen` (migration 11) has no snapshot of the last run:
+/// its first run goes by the fence and skips the groups already in the log, later runs by the
+/// snapshot, and every event gets exactly one position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_without_a_snapshot_is_sequenced_once_from_its_fence() {
+    let (store, guard) = common::fresh().await;
+    for s in ["before-a", "before-b", "before-c"] {
+        store
+            .append_to_stream(sid(s), "Counter", ExpectedVersion::NoStream, vec![ev(1), ev(2)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.head_position().await.unwrap(), 6);
+    let client = common::raw_client(&guard.schema).await;
+    // As migration 11 finds a schema (and with the oldest fence there is: every event a candidate).
+    client
+        .batch_execute("UPDATE log_head SET seen = NULL, fence = '0'")
+        .await
+        .unwrap();
+    store
+        .append_to_stream(sid("before-a"), "Counter", ExpectedVersion::Exact(2), vec![ev(3)])
+        .await
+        .unwrap();
+    store
+        .append_to_stream(sid("after"), "Counter", ExpectedVersion::NoStream, vec![ev(1), ev(2)])
+        .await
+        .unwrap();
+    assert_eq!(store.head_position().await.unwrap(), 9);
+    let seen: Option<String> = client
+        .query_one("SELECT seen::text FROM log_head", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(seen.is_some(), "the first run stored its snapshot");
+    store
+        .append_to_stream(sid("after"), "Counter", ExpectedVersion::Exact(2), vec![ev(3)])
+        .await
+        .unwrap();
+    assert_eq!(store.head_position().await.unwrap(), 10);
+    let all = store.read_all(0, 20).await.unwrap();
+    check_history(&all, 10);
+    let versions: Vec<(String, u64)> = all[6..]
+        .iter()
+        .map(|e| (e.stream_id.as_str().to_owned(), e.version))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("before-a".into(), 3),
+            ("after".into(), 1),
+            ("after".into(), 2),
+            ("after".into(), 3)
+        ]
+    );
+}
