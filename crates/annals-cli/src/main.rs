@@ -220,13 +220,31 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_report(&e));
             let conflict = e
                 .downcast_ref::<annals::StoreError>()
                 .is_some_and(annals::StoreError::is_conflict);
             ExitCode::from(if conflict { 2 } else { 1 })
         }
     }
+}
+
+/// `e` and its causes, outermost first, joined by ": ", leaving out a cause whose text the report
+/// already holds (a wrapper that prints its source, as `StoreError::Backend` and the database
+/// driver's errors do, would otherwise repeat it: "db error: db error: ERROR: …").
+fn error_report(e: &anyhow::Error) -> String {
+    let mut report = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if report.contains(&text) {
+            continue;
+        }
+        if !report.is_empty() {
+            report.push_str(": ");
+        }
+        report.push_str(&text);
+    }
+    report
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -296,5 +314,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Parked { action } => consumers::parked(&store, action, cli.json).await,
         Command::Relay(args) => relay::run(store, args).await,
         Command::Ftgo { action } => ftgo_services::run(store, action).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_report;
+
+    #[test]
+    fn an_error_report_names_each_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let store = annals::StoreError::backend(io);
+        let e = anyhow::Error::new(store).context("appending to order-1");
+        assert_eq!(
+            error_report(&e),
+            "appending to order-1: storage backend error: disk full"
+        );
+        let plain = anyhow::anyhow!("no such stream").context("history of order-9");
+        assert_eq!(error_report(&plain), "history of order-9: no such stream");
     }
 }

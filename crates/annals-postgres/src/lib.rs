@@ -122,11 +122,11 @@ impl PostgresStore {
         }
         let mut config: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| StoreError::backend(format!("invalid PostgreSQL URL {url:?}: {e}")))?;
+            .map_err(|e| StoreError::backend(format!("invalid PostgreSQL URL {url:?}: {}", with_cause(&e))))?;
         let (mut client, connection) = config
             .connect(NoTls)
             .await
-            .map_err(|e| StoreError::backend(format!("cannot connect to PostgreSQL at {url}: {e}")))?;
+            .map_err(|e| StoreError::backend(format!("cannot connect to PostgreSQL at {url}: {}", with_cause(&e))))?;
         let driver = tokio::spawn(connection);
         schema::migrate(&mut client, &options.schema)
             .await
@@ -484,5 +484,15 @@ impl PostgresStore {
             state,
             taken_at: row.try_get::<_, SystemTime>(3).map_err(b)?,
         }))
+    }
+}
+
+/// A driver error as text with its cause: the driver prints "db error" or "error connecting to
+/// server" and keeps what the server or the OS said (`FATAL: database "x" does not exist`,
+/// `Connection refused`) as its source, which a message built with `format!` would drop.
+fn with_cause(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
