@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use annals::consume::{Checkpoint, Checkpoints, DeadLetters, Parked, ParkedState};
 use annals::{
     AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
@@ -36,13 +38,13 @@ impl AnyStore {
             return Ok(Self::Postgres(
                 PostgresStore::connect_with(db, options)
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))?,
+                    .with_context(|| format!("cannot open {db}"))?,
             ));
         }
         Ok(Self::Sqlite(
             SqliteStore::open(db)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot open {db}: {e}"))?,
+                .with_context(|| format!("cannot open {db}"))?,
         ))
     }
 }
