@@ -94,10 +94,11 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 11,
-        note: "the sequencer looks only at transactions its last run did not see (log_head.seen): \
-               a transaction held open elsewhere made every run rescan every event since it began",
+        note: "the sequencer looks only at transactions its last run did not see (the snapshot on the \
+               log's newest group) and reads the head from the log instead of updating log_head: a \
+               transaction held open elsewhere made every run re-read every event since it began",
         sql: &[
-            "ALTER TABLE log_head ADD COLUMN IF NOT EXISTS seen pg_snapshot;",
+            "ALTER TABLE log ADD COLUMN IF NOT EXISTS seen pg_snapshot;",
             include_str!("../sql/positions.sql"),
         ],
     },

@@ -280,7 +280,7 @@ async fn a_transaction_open_across_runs_is_sequenced_when_it_commits() {
     assert_eq!(all[5].event_id, held_id, "the late committer comes last");
 }
 
-/// A schema migrated from before `log_head.seen` (migration 11) has no snapshot of the last run:
+/// A schema migrated from before `log.seen` (migration 11) has no snapshot of the last run:
 /// its first run goes by the fence and skips the groups already in the log, later runs by the
 /// snapshot, and every event gets exactly one position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +296,7 @@ async fn a_head_without_a_snapshot_is_sequenced_once_from_its_fence() {
     let client = common::raw_client(&guard.schema).await;
     // As migration 11 finds a schema (and with the oldest fence there is: every event a candidate).
     client
-        .batch_execute("UPDATE log_head SET seen = NULL, fence = '0'")
+        .batch_execute("UPDATE log SET seen = NULL; UPDATE log_head SET fence = '0'")
         .await
         .unwrap();
     store
@@ -309,7 +309,7 @@ async fn a_head_without_a_snapshot_is_sequenced_once_from_its_fence() {
         .unwrap();
     assert_eq!(store.head_position().await.unwrap(), 9);
     let seen: Option<String> = client
-        .query_one("SELECT seen::text FROM log_head", &[])
+        .query_one("SELECT seen::text FROM log ORDER BY first_position DESC LIMIT 1", &[])
         .await
         .unwrap()
         .get(0);
