@@ -335,3 +335,46 @@ async fn a_head_without_a_snapshot_is_sequenced_once_from_its_fence() {
         ]
     );
 }
+
+/// The sequencer's plan is made once per session (generic) and kept as the table grows, so it
+/// must be an index plan whatever the table looked like then: a plan made on an empty `events`
+/// was a sequential scan that every later run repeated over the whole table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequencer_reads_events_by_index_with_a_plan_made_on_an_empty_table() {
+    let (store, guard) = common::fresh().await;
+    let mut client = common::raw_client(&guard.schema).await;
+    // Plans made now, in this session, while nothing is stored.
+    client.query_one("SELECT assign_positions()", &[]).await.unwrap();
+    client.query_one("SELECT assign_positions(false)", &[]).await.unwrap();
+    for s in 0..20 {
+        let events = (0..25).map(ev).collect();
+        store
+            .append_to_stream(sid(&format!("plan-{s}")), "Counter", ExpectedVersion::NoStream, events)
+            .await
+            .unwrap();
+    }
+    let tx = client.transaction().await.unwrap();
+    common::raw_append(&tx, "plan-late", -1).await;
+    tx.commit().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    for check_first in [true, false] {
+        tx.query_one("SELECT assign_positions($1)", &[&check_first])
+            .await
+            .unwrap();
+    }
+    let (seq, idx): (i64, i64) = {
+        let row = tx
+            .query_one(
+                "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
+                 WHERE relname = 'events' AND schemaname = current_schema()",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    tx.commit().await.unwrap();
+    assert_eq!(seq, 0, "the sequencer scanned all of events");
+    assert!(idx > 0, "the sequencer read events by index");
+    assert_eq!(store.head_position().await.unwrap(), 501);
+}
