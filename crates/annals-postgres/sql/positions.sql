@@ -29,6 +29,16 @@
 -- it), so past a few million events the plan's cost passes jit_above_cost and every run spent
 -- about 25 ms compiling expressions for a few hundred rows (28.8 ms a run instead of 3.4 ms in an
 -- 8-million-event table, measured with 16 appenders).
+-- log_tip(): the log's newest group as the sequencer left it: the last position handed out (0
+-- for an empty log) and the snapshot of the run that wrote it (NULL for an empty log or one
+-- migrated from before 11). One backward probe of the log's primary key.
+CREATE OR REPLACE FUNCTION log_tip() RETURNS TABLE (last bigint, seen pg_snapshot) LANGUAGE sql STABLE AS $$
+    SELECT coalesce(g.last, 0), g.seen
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT l.first_position + l.count - 1 AS last, l.seen FROM log l
+                       ORDER BY l.first_position DESC LIMIT 1) g ON true
+$$;
+
 CREATE OR REPLACE FUNCTION assign_positions(check_first boolean DEFAULT true) RETURNS bigint LANGUAGE plpgsql
 SET jit = off SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
@@ -55,11 +65,8 @@ BEGIN
     -- empty cannot be a sequential scan that every later run repeats over the whole table (the
     -- bench caught one: 20 ms a run, 179 000 rows read for 760).
     IF check_first THEN
-        SELECT coalesce(g.last, 0), g.seen, coalesce(pg_snapshot_xmax(g.seen), (SELECT h.fence FROM log_head h))
-        INTO head, snap, since
-        FROM (SELECT 1) one
-        LEFT JOIN LATERAL (SELECT l.first_position + l.count - 1 AS last, l.seen FROM log l
-                           ORDER BY l.first_position DESC LIMIT 1) g ON true;
+        SELECT t.last, t.seen, coalesce(pg_snapshot_xmax(t.seen), (SELECT h.fence FROM log_head h))
+        INTO head, snap, since FROM log_tip() t;
         SELECT EXISTS (
             SELECT 1 FROM (SELECT e.stream_id, min(e.version) AS first_version
                            FROM events e
@@ -75,11 +82,8 @@ BEGIN
         END IF;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('annals.sequencer.' || current_schema()));
-    SELECT coalesce(g.last, 0), g.seen, coalesce(pg_snapshot_xmax(g.seen), (SELECT h.fence FROM log_head h))
-    INTO head, snap, since
-    FROM (SELECT 1) one
-    LEFT JOIN LATERAL (SELECT l.first_position + l.count - 1 AS last, l.seen FROM log l
-                       ORDER BY l.first_position DESC LIMIT 1) g ON true;
+    SELECT t.last, t.seen, coalesce(pg_snapshot_xmax(t.seen), (SELECT h.fence FROM log_head h))
+    INTO head, snap, since FROM log_tip() t;
     WITH fresh AS (
         -- Each committed transaction's events of one stream (consecutive versions) that the last
         -- run did not see.

@@ -59,13 +59,7 @@ async fn listen_once(
     });
     client.batch_execute(&format!("LISTEN \"annals_log.{schema}\"")).await?;
     // Anything sequenced before LISTEN took effect: read the head once.
-    let at: i64 = client
-        .query_one(
-            "SELECT coalesce((SELECT first_position + count - 1 FROM log ORDER BY first_position DESC LIMIT 1), 0)",
-            &[],
-        )
-        .await?
-        .get(0);
+    let at: i64 = client.query_one("SELECT last FROM log_tip()", &[]).await?.get(0);
     advance_head(head, at as u64);
     if let Some(r) = ready.take() {
         let _ = r.send(());
