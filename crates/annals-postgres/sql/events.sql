@@ -3,7 +3,8 @@
 -- ordering readers by it would skip late committers (the global-ordering trap), and nothing else
 -- needs one (an index fewer per event; migration 3 drops the `id` of schemas made before).
 -- Global positions live in `log` (log.sql), assigned by the sequencer.
--- `tx` is the inserting transaction's id; the sequencer finds new rows by it (a fence).
+-- `tx` is the inserting transaction's id; the sequencer finds new rows by it (the transactions its
+-- last run did not see: see positions.sql).
 -- UNIQUE(stream_id, version) makes optimistic locking structural; UNIQUE(event_id) makes appends
 -- idempotent.
 CREATE TABLE events (
