@@ -1,3 +1,13 @@
+-- log_tip(): the log's newest group as the sequencer left it: the last position handed out (0
+-- for an empty log) and the snapshot of the run that wrote it (NULL for an empty log or one
+-- migrated from before 11). One backward probe of the log's primary key.
+CREATE OR REPLACE FUNCTION log_tip() RETURNS TABLE (last bigint, seen pg_snapshot) LANGUAGE sql STABLE AS $$
+    SELECT coalesce(g.last, 0), g.seen
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT l.first_position + l.count - 1 AS last, l.seen FROM log l
+                       ORDER BY l.first_position DESC LIMIT 1) g ON true
+$$;
+
 -- assign_positions(): gives global positions to every committed event row that has none, and returns the
 -- head. Callers serialize on a transaction-level advisory lock (no transaction id, no WAL until
 -- there is work); any caller may run it: each store's background sequencer after appends, and
@@ -14,7 +24,8 @@
 -- minus the groups already in the log, and `log_head` was updated on every run: one transaction
 -- held open anywhere in the cluster made every run re-read every event written since it began,
 -- and walk every version of `log_head` written since. A log whose newest group has no snapshot,
--- one migrated from before 11 or an empty one, takes that path for one run: `legacy`.)
+-- one migrated from before 11 or an empty one, takes that path for one run: the "already in the
+-- log" probe runs only while `snap` is NULL.)
 --
 -- Order: groups — one transaction's events of one stream — by (transaction, stream), then each
 -- stream's slots are given to its groups in version order (zipped); positions are the running
@@ -29,16 +40,6 @@
 -- it), so past a few million events the plan's cost passes jit_above_cost and every run spent
 -- about 25 ms compiling expressions for a few hundred rows (28.8 ms a run instead of 3.4 ms in an
 -- 8-million-event table, measured with 16 appenders).
--- log_tip(): the log's newest group as the sequencer left it: the last position handed out (0
--- for an empty log) and the snapshot of the run that wrote it (NULL for an empty log or one
--- migrated from before 11). One backward probe of the log's primary key.
-CREATE OR REPLACE FUNCTION log_tip() RETURNS TABLE (last bigint, seen pg_snapshot) LANGUAGE sql STABLE AS $$
-    SELECT coalesce(g.last, 0), g.seen
-    FROM (SELECT 1) one
-    LEFT JOIN LATERAL (SELECT l.first_position + l.count - 1 AS last, l.seen FROM log l
-                       ORDER BY l.first_position DESC LIMIT 1) g ON true
-$$;
-
 CREATE OR REPLACE FUNCTION assign_positions(check_first boolean DEFAULT true) RETURNS bigint LANGUAGE plpgsql
 SET jit = off SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
@@ -56,7 +57,7 @@ BEGIN
     -- The range on events.tx is written two-sided because the planner, without statistics on a
     -- young table (or with a parameter, in a cached plan), guesses a third of the table for an
     -- open range and would scan all of it, but 0.5% for a closed one; LATERAL … LIMIT 1 makes
-    -- "not yet in the log" (legacy only) one index probe per candidate, never a hash join over
+    -- "not yet in the log" (without a snapshot only) one index probe per candidate, never a hash join over
     -- the whole log. The plan is generic (`plan_cache_mode`): the custom plans PostgreSQL would
     -- otherwise keep making, since they look cheaper with the values known, cost a planning per
     -- run (a single appender's append + run: 0.59 ms instead of 0.31 ms). A generic plan is kept
