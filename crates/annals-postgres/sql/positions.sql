@@ -8,6 +8,31 @@ CREATE OR REPLACE FUNCTION log_tip() RETURNS TABLE (last bigint, seen pg_snapsho
                        ORDER BY l.first_position DESC LIMIT 1) g ON true
 $$;
 
+-- unsequenced(since, snap): each committed transaction's events of one stream (consecutive
+-- versions) that the sequencer's last run did not see: the transactions running at its snapshot
+-- `snap` and those from `since` (that snapshot's xmax) on. Without a snapshot (NULL: an empty log,
+-- or one migrated from before 11), everything from `since` (the old fence) not yet in the log.
+-- The range on events.tx is written two-sided because the planner, without statistics on a young
+-- table (or with a parameter, in a cached plan), guesses a third of the table for an open range
+-- and would scan all of it, but 0.5% for a closed one; the upper bound is not a bound at all (no
+-- transaction id reaches it): a real one taken before the insert's snapshot would let a younger
+-- transaction's v1 miss a batch that takes an older transaction's v2. LATERAL … LIMIT 1 makes
+-- "not yet in the log" one index probe per candidate, never a hash join over the whole log.
+-- A plain SQL function: PostgreSQL inlines it into the caller's query and plan.
+CREATE OR REPLACE FUNCTION unsequenced(since xid8, snap pg_snapshot)
+RETURNS TABLE (tx xid8, stream_id text, first_version bigint, n integer) LANGUAGE sql STABLE AS $$
+    SELECT p.tx, p.stream_id, p.first_version, p.n
+    FROM (SELECT e.tx, e.stream_id, min(e.version) AS first_version, count(*)::int AS n
+          FROM events e
+          WHERE (e.tx >= since AND e.tx < '18446744073709551615'::xid8)
+             OR e.tx = ANY (ARRAY(SELECT pg_snapshot_xip(snap)))
+          GROUP BY e.tx, e.stream_id) p
+    LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
+                       WHERE snap IS NULL AND l.stream_id = p.stream_id AND l.first_version = p.first_version
+                       LIMIT 1) d ON true
+    WHERE d.done IS NULL
+$$;
+
 -- assign_positions(): gives global positions to every committed event row that has none, and returns the
 -- head. Callers serialize on a transaction-level advisory lock (no transaction id, no WAL until
 -- there is work); any caller may run it: each store's background sequencer after appends, and
@@ -49,35 +74,18 @@ DECLARE
     since xid8;
     added bigint;
     pending boolean;
-    -- Not a bound at all (no transaction id reaches it): it only makes the range on events.tx
-    -- two-sided, see below. A real upper bound taken before the insert's snapshot would let a
-    -- younger transaction's v1 miss a batch that takes an older transaction's v2.
-    upper xid8 := '18446744073709551615';
 BEGIN
-    -- The range on events.tx is written two-sided because the planner, without statistics on a
-    -- young table (or with a parameter, in a cached plan), guesses a third of the table for an
-    -- open range and would scan all of it, but 0.5% for a closed one; LATERAL … LIMIT 1 makes
-    -- "not yet in the log" (without a snapshot only) one index probe per candidate, never a hash join over
-    -- the whole log. The plan is generic (`plan_cache_mode`): the custom plans PostgreSQL would
-    -- otherwise keep making, since they look cheaper with the values known, cost a planning per
-    -- run (a single appender's append + run: 0.59 ms instead of 0.31 ms). A generic plan is kept
-    -- for the session, so it must not depend on the table's size when it was made: with only
-    -- index plans allowed (`enable_seqscan` etc. off), a plan made while `events` was nearly
-    -- empty cannot be a sequential scan that every later run repeats over the whole table (the
-    -- bench caught one: 20 ms a run, 179 000 rows read for 760).
+    -- The plan is generic (`plan_cache_mode`): the custom plans PostgreSQL would otherwise keep
+    -- making, since they look cheaper with the values known, cost a planning per run (a single
+    -- appender's append + run: 0.59 ms instead of 0.31 ms). A generic plan is kept for the
+    -- session, so it must not depend on the table's size when it was made: with only index plans
+    -- allowed (`enable_seqscan` etc. off), a plan made while `events` was nearly empty cannot be
+    -- a sequential scan that every later run repeats over the whole table (the bench caught one:
+    -- 20 ms a run, 179 000 rows read for 760).
     IF check_first THEN
         SELECT t.last, t.seen, coalesce(pg_snapshot_xmax(t.seen), (SELECT h.fence FROM log_head h))
         INTO head, snap, since FROM log_tip() t;
-        SELECT EXISTS (
-            SELECT 1 FROM (SELECT e.stream_id, min(e.version) AS first_version
-                           FROM events e
-                           WHERE (e.tx >= since AND e.tx < upper) OR e.tx = ANY (ARRAY(SELECT pg_snapshot_xip(snap)))
-                           GROUP BY e.tx, e.stream_id) p
-            LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
-                               WHERE snap IS NULL AND l.stream_id = p.stream_id AND l.first_version = p.first_version
-                               LIMIT 1) d ON true
-            WHERE d.done IS NULL)
-          INTO pending;
+        SELECT EXISTS (SELECT 1 FROM unsequenced(since, snap)) INTO pending;
         IF NOT pending THEN
             RETURN head;
         END IF;
@@ -86,17 +94,7 @@ BEGIN
     SELECT t.last, t.seen, coalesce(pg_snapshot_xmax(t.seen), (SELECT h.fence FROM log_head h))
     INTO head, snap, since FROM log_tip() t;
     WITH fresh AS (
-        -- Each committed transaction's events of one stream (consecutive versions) that the last
-        -- run did not see.
-        SELECT p.tx, p.stream_id, p.first_version, p.n
-        FROM (SELECT e.tx, e.stream_id, min(e.version) AS first_version, count(*)::int AS n
-              FROM events e
-              WHERE (e.tx >= since AND e.tx < upper) OR e.tx = ANY (ARRAY(SELECT pg_snapshot_xip(snap)))
-              GROUP BY e.tx, e.stream_id) p
-        LEFT JOIN LATERAL (SELECT 1 AS done FROM log l
-                           WHERE snap IS NULL AND l.stream_id = p.stream_id AND l.first_version = p.first_version
-                           LIMIT 1) d ON true
-        WHERE d.done IS NULL
+        SELECT * FROM unsequenced(since, snap)
     ), slotted AS (
         SELECT f.*, row_number() OVER (ORDER BY f.tx, f.stream_id) AS slot FROM fresh f
     ), per_stream AS (

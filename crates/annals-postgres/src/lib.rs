@@ -128,9 +128,9 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::backend(format!("cannot connect to PostgreSQL at {url}: {}", with_cause(&e))))?;
         let driver = tokio::spawn(connection);
-        schema::migrate(&mut client, &options.schema)
-            .await
-            .map_err(StoreError::backend)?;
+        schema::migrate(&mut client, &options.schema).await.map_err(|e| {
+            StoreError::backend(format!("cannot migrate schema {}: {}", options.schema, with_cause(&e)))
+        })?;
         drop(client);
         let _ = driver.await;
 
