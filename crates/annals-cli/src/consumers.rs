@@ -173,7 +173,18 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
             slots.push((s, head.saturating_sub(cursor)));
         }
     }
+    let open = match store {
+        AnyStore::Postgres(pg) => annals_postgres::activity::oldest_open_transaction(pg).await?,
+        _ => None,
+    };
     if json {
+        if let Some(t) = &open {
+            out!(
+                "{}",
+                json!({ "open_transaction": { "pid": t.pid, "state": t.state,
+                        "age_seconds": t.age.as_secs_f64(), "query": t.query } })
+            );
+        }
         for (s, events) in &slots {
             out!(
                 "{}",
@@ -214,8 +225,21 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
             s.lag_bytes
         );
     }
+    if let Some(t) = open.filter(|t| t.age >= LONG_TRANSACTION) {
+        out!(
+            "oldest open transaction: pid {}, {} for {}: row versions written since it began are kept \
+             until it ends, so appends to busy streams slow down",
+            t.pid,
+            t.state,
+            humantime::format_duration(Duration::from_secs(t.age.as_secs()))
+        );
+    }
     Ok(())
 }
+
+/// How long a transaction may stay open before `annals status` points it out (JSON always
+/// reports the oldest one).
+const LONG_TRANSACTION: Duration = Duration::from_secs(60);
 
 /// `annals parked list|retry|skip`.
 pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyhow::Result<()> {

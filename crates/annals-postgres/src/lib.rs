@@ -23,6 +23,7 @@
 //! - **Durability** is the server's `synchronous_commit` (default `on`: a returned append is
 //!   flushed to the server's WAL).
 
+pub mod activity;
 mod append;
 pub mod consume;
 mod follow;
