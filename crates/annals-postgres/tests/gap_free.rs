@@ -378,3 +378,51 @@ async fn the_sequencer_reads_events_by_index_with_a_plan_made_on_an_empty_table(
     assert!(idx > 0, "the sequencer read events by index");
     assert_eq!(store.head_position().await.unwrap(), 501);
 }
+
+/// The stress test with slow transactions beside fast appends: some writers hold their
+/// transaction open for a few milliseconds (several sequencer runs) before committing, to the
+/// same streams the fast ones write, so many runs see them in their snapshot's running list. A
+/// live reader must still get every event once, densely, each stream in version order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_slow_transactions_beside_fast_appends() {
+    let (store, guard) = common::fresh().await;
+    let (slow_writers, fast_writers, per_writer) = (4, 6, 30);
+    let total = (slow_writers + fast_writers) * per_writer;
+    let reader = follow(store.clone(), total);
+    let mut tasks = Vec::new();
+    for w in 0..slow_writers {
+        let schema = guard.schema.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = common::raw_client(&schema).await;
+            for i in 0..per_writer {
+                let tx = client.transaction().await.unwrap();
+                common::raw_append(&tx, &format!("slow-{}", (w + i) % 3), -1).await;
+                tokio::time::sleep(Duration::from_millis(((w * 7 + i * 5) % 13) as u64)).await;
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    for w in 0..fast_writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                store
+                    .append_to_stream(
+                        sid(&format!("slow-{}", (w + i) % 3)),
+                        "Raced",
+                        ExpectedVersion::Any,
+                        vec![ev(i as i64)],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = reader.await.unwrap();
+    check_history(&seen, total);
+    let positions: Vec<u64> = seen.iter().map(|e| e.global_position).collect();
+    assert_eq!(positions, (1..=total as u64).collect::<Vec<_>>(), "dense from 1");
+}
