@@ -33,6 +33,13 @@ fn follow(store: annals_postgres::PostgresStore, count: usize) -> tokio::task::J
     })
 }
 
+/// `seen` is complete, unduplicated and in order (see `check_history`), at positions 1…`total`.
+fn check_dense_history(seen: &[RecordedEvent], total: usize) {
+    check_history(seen, total);
+    let positions: Vec<u64> = seen.iter().map(|e| e.global_position).collect();
+    assert_eq!(positions, (1..=total as u64).collect::<Vec<_>>(), "dense from 1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn race_fixture_a_late_committer_is_not_skipped() {
     let (store, guard) = common::fresh().await;
@@ -134,10 +141,7 @@ async fn stress_many_writers_few_streams_live_reader() {
     for t in tasks {
         t.await.unwrap();
     }
-    let seen = reader.await.unwrap();
-    check_history(&seen, total);
-    let positions: Vec<u64> = seen.iter().map(|e| e.global_position).collect();
-    assert_eq!(positions, (1..=total as u64).collect::<Vec<_>>(), "dense from 1");
+    check_dense_history(&reader.await.unwrap(), total);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,8 +425,5 @@ async fn stress_slow_transactions_beside_fast_appends() {
     for t in tasks {
         t.await.unwrap();
     }
-    let seen = reader.await.unwrap();
-    check_history(&seen, total);
-    let positions: Vec<u64> = seen.iter().map(|e| e.global_position).collect();
-    assert_eq!(positions, (1..=total as u64).collect::<Vec<_>>(), "dense from 1");
+    check_dense_history(&reader.await.unwrap(), total);
 }

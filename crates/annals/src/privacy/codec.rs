@@ -104,16 +104,7 @@ pub(super) fn base64(bytes: &[u8]) -> String {
 /// Decodes base64url without padding into `out` (cleared first); false if `text` is not such
 /// text (a wrong length, a character outside the alphabet, or stray bits in the last digit).
 pub(super) fn unbase64_into(text: &str, out: &mut Vec<u8>) -> bool {
-    const BAD: u8 = 0xff;
-    const VALUES: [u8; 256] = {
-        let mut t = [BAD; 256];
-        let mut i = 0;
-        while i < 64 {
-            t[BASE64_DIGITS[i] as usize] = i as u8;
-            i += 1;
-        }
-        t
-    };
+    const VALUES: [u8; 256] = digit_values(BASE64_DIGITS);
     out.clear();
     let bytes = text.as_bytes();
     if bytes.len() % 4 == 1 {
@@ -154,35 +145,36 @@ pub(super) fn unbase64_into(text: &str, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Marks a byte that is no digit of an alphabet in [`digit_values`]' table.
+const BAD: u8 = 0xff;
+
+/// Each byte's value as a digit of `digits` (its index there), [`BAD`] for any other byte.
+const fn digit_values(digits: &[u8]) -> [u8; 256] {
+    let mut t = [BAD; 256];
+    let mut i = 0;
+    while i < digits.len() {
+        t[digits[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// `bytes` in lowercase hex.
 #[cfg(test)]
 pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
+        out.push(HEX_DIGITS[usize::from(b >> 4)] as char);
+        out.push(HEX_DIGITS[usize::from(b & 15)] as char);
     }
     out
 }
 
 /// Decodes lowercase hex into `out` (cleared first); false if `text` is not such hex.
 pub(super) fn unhex_into(text: &str, out: &mut Vec<u8>) -> bool {
-    const BAD: u8 = 0xff;
-    const NIBBLES: [u8; 256] = {
-        let mut t = [BAD; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
+    const NIBBLES: [u8; 256] = digit_values(HEX_DIGITS);
     out.clear();
     let bytes = text.as_bytes();
     if !bytes.len().is_multiple_of(2) {
