@@ -3,7 +3,6 @@
 
 use annals::audit::changes;
 use annals::{EventStore, ReadStream, StreamId};
-use serde_json::json;
 
 use crate::backend::AnyStore;
 use crate::output;
@@ -31,17 +30,46 @@ pub async fn run(store: &AnyStore, stream: &str, json: bool) -> anyhow::Result<(
     }
     for c in &all {
         if json {
-            let stored: Vec<_> = c
-                .events
-                .iter()
-                .map(|e| json!({ "version": e.version, "event_type": e.event_type, "event_id": e.event_id, "data": e.payload_value() }))
-                .collect();
-            out!(
-                "{}",
-                json!({ "stream": stream, "versions": [c.versions.0, c.versions.1], "at": output::time(c.at),
-                        "actor": c.actor, "causation_id": c.causation_id, "correlation_id": c.correlation_id,
-                        "tenant": c.tenant, "events": stored })
-            );
+            // Serialized as structs, not `json!`: a payload goes out as stored (a `Value` would
+            // round wide integers, and refuse a payload stored before the JSON policy).
+            #[derive(serde::Serialize)]
+            struct Stored<'a> {
+                version: u64,
+                event_type: &'a str,
+                event_id: uuid::Uuid,
+                data: &'a serde_json::value::RawValue,
+            }
+            #[derive(serde::Serialize)]
+            struct Change<'a> {
+                stream: &'a str,
+                versions: [u64; 2],
+                at: String,
+                actor: &'a Option<String>,
+                causation_id: Option<uuid::Uuid>,
+                correlation_id: Option<uuid::Uuid>,
+                tenant: &'a Option<String>,
+                events: Vec<Stored<'a>>,
+            }
+            let change = Change {
+                stream,
+                versions: [c.versions.0, c.versions.1],
+                at: output::time(c.at),
+                actor: &c.actor,
+                causation_id: c.causation_id,
+                correlation_id: c.correlation_id,
+                tenant: &c.tenant,
+                events: c
+                    .events
+                    .iter()
+                    .map(|e| Stored {
+                        version: e.version,
+                        event_type: &e.event_type,
+                        event_id: e.event_id,
+                        data: &e.payload,
+                    })
+                    .collect(),
+            };
+            out!("{}", serde_json::to_string(&change)?);
             continue;
         }
         let versions = if c.versions.0 == c.versions.1 {

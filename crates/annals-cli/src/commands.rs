@@ -54,15 +54,16 @@ pub async fn streams(store: &AnyStore, stream_type: Option<&str>, deleted: bool,
     Ok(())
 }
 
-/// The state the events add up to: the generic fold merges every payload's fields in order.
-fn generic_state(events: &[RecordedEvent]) -> Value {
+/// The state the events add up to: the generic fold merges every payload's fields in order. A
+/// payload that does not parse (stored before the JSON policy) is an error naming its version.
+fn generic_state(events: &[RecordedEvent]) -> anyhow::Result<Value> {
     let mut state = Map::new();
     for e in events {
-        if let Value::Object(fields) = e.payload_value() {
+        if let Value::Object(fields) = e.payload_value()? {
             state.extend(fields);
         }
     }
-    Value::Object(state)
+    Ok(Value::Object(state))
 }
 
 /// Shows a stream's history and state, now or as of a version or time.
@@ -98,19 +99,31 @@ pub async fn history(
         (serde_json::to_value(loaded.state)?, "ftgo Order aggregate")
     } else {
         (
-            generic_state(&events),
+            generic_state(&events)?,
             "generic fold: the fields of every payload merged in order",
         )
     };
     let version = events.last().map_or(0, |e| e.version);
     if json {
-        out!(
-            "{}",
-            json!({
-                "stream_id": stream, "stream_type": stream_type, "version": version, "current_version": current,
-                "state": state, "events": events.iter().map(RecordedEvent::to_json).collect::<Vec<_>>(),
-            })
-        );
+        // A struct, not `json!`: events go out with their payloads as stored.
+        #[derive(serde::Serialize)]
+        struct History<'a> {
+            stream_id: &'a str,
+            stream_type: &'a str,
+            version: u64,
+            current_version: u64,
+            state: &'a Value,
+            events: Vec<annals::event::EventView<'a>>,
+        }
+        let history = History {
+            stream_id: stream,
+            stream_type: &stream_type,
+            version,
+            current_version: current,
+            state: &state,
+            events: events.iter().map(RecordedEvent::view).collect(),
+        };
+        out!("{}", serde_json::to_string(&history)?);
         return Ok(());
     }
     let when = match (at_version, at_time) {

@@ -21,7 +21,7 @@ fn euros(cents: i64) -> String {
 
 /// One line for an event of the saga's conversation; `None` for bookkeeping events.
 fn line(e: &RecordedEvent) -> Option<String> {
-    let p = e.payload_value();
+    let p = e.payload_value().unwrap_or_default();
     let text = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
     Some(match (e.stream_type.as_str(), e.event_type.as_str()) {
         (SAGA_STREAM_TYPE, "SagaStarted") => format!("   saga {} started", e.stream_id),

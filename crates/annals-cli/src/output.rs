@@ -34,7 +34,7 @@ use annals::{RecordedEvent, StreamInfo};
 
 /// A timestamp as RFC 3339 with seconds.
 pub fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    annals::time::format_seconds(t)
 }
 
 /// One event as a readable line.

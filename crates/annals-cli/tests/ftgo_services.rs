@@ -358,7 +358,7 @@ async fn killing_the_orchestrator_mid_saga_leaves_no_saga_stuck_and_no_command_a
                 .await
                 .unwrap()
             {
-                replies.push(uuid::Uuid::parse_str(r.payload_value()["reply_to"].as_str().unwrap()).unwrap());
+                replies.push(uuid::Uuid::parse_str(r.payload_value().unwrap()["reply_to"].as_str().unwrap()).unwrap());
             }
         }
         replies.sort();

@@ -7,39 +7,53 @@
 -- exactly n), event count, snapshot version (NULL: none), snapshot schema version and state.
 -- $8..$14, one element per event: its stream (1-based index into the streams), its place in
 -- that stream's events (1-based), id, type, schema version, payload, metadata.
--- Inbox variant (the client cuts it in at the `inbox` markers): $15 consumer, $16 message id; a
+-- $15, $16, one element per stream: whether its events start with StreamRestored and whether they
+-- end with StreamDeleted (see streams.deleted_version; a deleted stream is refused with AN006
+-- unless its append restores it).
+-- Inbox variant (the client cuts it in at the `inbox` markers): $17 consumer, $18 message id; a
 -- message already processed raises AN005 and nothing is written.
--- Returns one row per stream: its index and first new version.
+-- Returns one row per stream: its index and first new version. A refusal's DETAIL is a JSON
+-- object naming what was wrong (append_stream.sql).
 WITH
 -- inbox
 marked AS (
-    INSERT INTO processed_messages (consumer, message_id) VALUES ($15::text, $16::uuid)
+    INSERT INTO processed_messages (consumer, message_id) VALUES ($17::text, $18::uuid)
     ON CONFLICT DO NOTHING
     RETURNING 1 AS done
 ),
 -- end
 input AS (
-    SELECT s.id, s.ty, s.expected, s.n, s.snap_v, s.snap_s, s.snap_state, s.i::int AS i
-    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::int[], $7::text[])
-         WITH ORDINALITY AS s(id, ty, expected, n, snap_v, snap_s, snap_state, i)
+    SELECT s.id, s.ty, s.expected, s.n, s.snap_v, s.snap_s, s.snap_state, s.restores, s.deletes, s.i::int AS i
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::int[], $7::text[],
+                $15::boolean[], $16::boolean[])
+         WITH ORDINALITY AS s(id, ty, expected, n, snap_v, snap_s, snap_state, restores, deletes, i)
 -- inbox
     WHERE EXISTS (SELECT 1 FROM marked)
 -- end
 ), bumped AS (
     -- Creates or bumps every stream row, in stream-id order (two multi-stream appends never wait
     -- on each other in a cycle), holding the row locks until commit.
-    INSERT INTO streams AS s (stream_id, stream_type, version)
-    SELECT i.id, i.ty, i.n FROM input i ORDER BY i.id
-    ON CONFLICT (stream_id) DO UPDATE SET version = s.version + excluded.version, updated_at = now()
-    RETURNING s.stream_id, s.version AS after, s.stream_type AS t
+    INSERT INTO streams AS s (stream_id, stream_type, version, deleted_version)
+    SELECT i.id, i.ty, i.n, CASE WHEN i.deletes THEN i.n END FROM input i ORDER BY i.id
+    ON CONFLICT (stream_id) DO UPDATE SET version = s.version + excluded.version, updated_at = now(),
+        deleted_version = CASE
+            WHEN s.deleted_version IS NOT NULL
+                 AND NOT (SELECT i.restores FROM input i WHERE i.id = s.stream_id) THEN s.deleted_version
+            WHEN excluded.deleted_version IS NOT NULL THEN s.version + excluded.version END
+    RETURNING s.stream_id, s.version AS after, s.stream_type AS t, s.deleted_version AS dv
 ), checked AS (
     SELECT i.i, i.id, i.ty, i.snap_v, i.snap_s, i.snap_state, CASE
-        WHEN b.t <> i.ty THEN refuse('AN002', 'stream type mismatch', i.id || '|' || i.ty || '|' || b.t)
+        WHEN b.t <> i.ty THEN refuse('AN002', 'stream type mismatch',
+            json_build_object('stream', i.id, 'requested', i.ty, 'actual', b.t)::text)
+        WHEN b.dv IS NOT NULL AND b.dv <= b.after - i.n
+            THEN refuse('AN006', 'stream deleted', json_build_object('stream', i.id, 'version', b.dv)::text)
         WHEN NOT (i.expected = -1 OR (i.expected = -2 AND b.after - i.n = 0) OR (i.expected = -3 AND b.after - i.n > 0)
                   OR (i.expected >= 0 AND b.after - i.n = i.expected))
-            THEN refuse('AN003', 'wrong expected version', i.id || '|' || i.expected || '|' || (b.after - i.n))
+            THEN refuse('AN003', 'wrong expected version',
+                json_build_object('stream', i.id, 'actual', b.after - i.n)::text)
         WHEN i.snap_v IS NOT NULL AND i.snap_v <> b.after
-            THEN refuse('AN004', 'snapshot version mismatch', i.id || '|' || i.snap_v || '|' || b.after)
+            THEN refuse('AN004', 'snapshot version mismatch',
+                json_build_object('stream', i.id, 'snapshot_version', i.snap_v, 'stream_version', b.after)::text)
         ELSE b.after - i.n
     END AS v
     FROM input i JOIN bumped b ON b.stream_id = i.id
@@ -59,6 +73,6 @@ input AS (
 SELECT c.i, c.v + 1 FROM checked c
 -- inbox
 UNION ALL
-SELECT refuse('AN005', 'message already processed', $15 || '|' || $16)::int, 0
+SELECT refuse('AN005', 'message already processed', json_build_object('consumer', $17, 'message_id', $18)::text)::int, 0
 WHERE NOT EXISTS (SELECT 1 FROM marked)
 -- end

@@ -40,7 +40,7 @@ pub async fn oldest_open_transaction(store: &PostgresStore) -> Result<Option<Ope
             &[],
         )
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(crate::error::db)?;
     Ok(row.map(|r| OpenTransaction {
         pid: r.get(0),
         state: r.get(1),

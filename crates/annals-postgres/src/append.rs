@@ -96,9 +96,13 @@ fn expected_code(e: ExpectedVersion) -> i64 {
 
 /// Appends already-validated `appends` atomically.
 pub(crate) async fn append(client: &Client, appends: &[StreamAppend]) -> Result<AppendOutcome, StoreError> {
-    append_guarded(client, appends, None)
-        .await?
-        .ok_or_else(|| StoreError::backend("append refused as a processed message without an inbox"))
+    append_guarded(client, appends, None).await?.ok_or_else(|| {
+        StoreError::misconfigured(
+            "the append statement answered for an inbox it was not given: the schema's SQL is not this \
+                 version's",
+            None,
+        )
+    })
 }
 
 /// Appends already-validated `appends` atomically; with `inbox`, only if that consumer has not
@@ -108,7 +112,7 @@ pub(crate) async fn append_guarded(
     appends: &[StreamAppend],
     inbox: Option<(&str, Uuid)>,
 ) -> Result<Option<AppendOutcome>, StoreError> {
-    let b = StoreError::backend;
+    let b = crate::error::db;
     if let ([one], None) = (appends, inbox) {
         return append_stream(client, one, appends).await.map(Some);
     }
@@ -119,6 +123,7 @@ pub(crate) async fn append_guarded(
 
     let (mut s_ids, mut s_types, mut s_expected, mut s_count) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut snap_v, mut snap_s, mut snap_state) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut restores, mut deletes) = (Vec::new(), Vec::new());
     let (mut e_stream, mut e_place) = (Vec::new(), Vec::new());
     let mut ev = EventArrays::default();
     for (i, a) in appends.iter().enumerate() {
@@ -129,6 +134,8 @@ pub(crate) async fn append_guarded(
         snap_v.push(a.snapshot.as_ref().map(|s| s.version as i64));
         snap_s.push(a.snapshot.as_ref().map(|s| s.schema_version as i32));
         snap_state.push(a.snapshot.as_ref().map(|s| s.state.get()));
+        restores.push(annals::store::restores(a));
+        deletes.push(annals::store::deletes(a));
         e_stream.extend(std::iter::repeat_n(i as i32 + 1, a.events.len()));
         e_place.extend(1..=a.events.len() as i64);
         ev.push(a);
@@ -149,6 +156,8 @@ pub(crate) async fn append_guarded(
         &ev.schemas,
         &ev.payloads,
         &ev.metadata,
+        &restores,
+        &deletes,
     ];
     if inbox.is_some() {
         params.extend([&consumer as &(dyn tokio_postgres::types::ToSql + Sync), &message_id]);
@@ -182,7 +191,7 @@ async fn append_stream(
     a: &StreamAppend,
     appends: &[StreamAppend],
 ) -> Result<AppendOutcome, StoreError> {
-    let b = StoreError::backend;
+    let b = crate::error::db;
     let snap = a.snapshot.as_ref();
     if let (ExpectedVersion::Exact(v @ 1..), None) = (a.expected, snap)
         && let Some(outcome) = append_exact(client, a, v).await?
@@ -243,7 +252,7 @@ async fn append_stream(
 /// (`append_exact.sql`). `None`: the stream was not at that version with that type, and the caller
 /// sends the append again through `append_stream.sql`, which says why or appends.
 async fn append_exact(client: &Client, a: &StreamAppend, version: u64) -> Result<Option<AppendOutcome>, StoreError> {
-    let b = StoreError::backend;
+    let b = crate::error::db;
     let stmt = client.prepare_cached(APPEND_EXACT).await.map_err(b)?;
     let mut ev = EventArrays::default();
     ev.push(a);
@@ -291,24 +300,32 @@ async fn refusal(
     e: tokio_postgres::Error,
 ) -> Result<AppendOutcome, StoreError> {
     let Some(db) = e.as_db_error() else {
-        return Err(StoreError::backend(e));
+        return Err(crate::error::db(e));
     };
-    let detail: Vec<&str> = db.detail().unwrap_or_default().split('|').collect();
-    let field = |i: usize| detail.get(i).copied().unwrap_or_default().to_owned();
-    let number = |i: usize| field(i).parse::<u64>().unwrap_or_default();
-    let maybe_retry = db.code().code() == "AN003"
+    let maybe_retry = matches!(db.code().code(), "AN003" | "AN006")
         || (db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_event_id_key"));
     if maybe_retry && !stored(client, ids).await?.is_empty() {
         return retry(client, appends, ids).await;
     }
-    Err(match db.code().code() {
+    let code = db.code().code();
+    if !code.starts_with("AN") {
+        return Err(crate::error::db(e));
+    }
+    // annals' own refusals carry a JSON object naming what was wrong (see append_stream.sql).
+    let detail: serde_json::Value = db
+        .detail()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let text = |k: &str| detail[k].as_str().unwrap_or_default().to_owned();
+    let number = |k: &str| detail[k].as_u64().unwrap_or_default();
+    Err(match code {
         "AN002" => StoreError::StreamTypeMismatch {
-            stream: field(0),
-            requested: field(1),
-            actual: field(2),
+            stream: text("stream"),
+            requested: text("requested"),
+            actual: text("actual"),
         },
         "AN003" => {
-            let stream = field(0);
+            let stream = text("stream");
             let expected = appends
                 .iter()
                 .find(|a| a.stream_id.as_str() == stream)
@@ -316,20 +333,24 @@ async fn refusal(
             StoreError::Conflict {
                 stream,
                 expected,
-                actual: number(2),
+                actual: number("actual"),
             }
         }
         "AN004" => StoreError::SnapshotVersionMismatch {
-            stream: field(0),
-            snapshot_version: number(1),
-            stream_version: number(2),
+            stream: text("stream"),
+            snapshot_version: number("snapshot_version"),
+            stream_version: number("stream_version"),
         },
-        _ => StoreError::backend(e),
+        "AN006" => StoreError::StreamDeleted {
+            stream: text("stream"),
+            version: number("version"),
+        },
+        _ => crate::error::db(e),
     })
 }
 
 async fn stored(client: &Client, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredAt>, StoreError> {
-    let b = StoreError::backend;
+    let b = crate::error::db;
     let stmt = client.prepare_cached(STORED).await.map_err(b)?;
     let mut out = HashMap::new();
     for row in client.query(&stmt, &[&ids]).await.map_err(b)? {

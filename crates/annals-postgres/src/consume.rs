@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::PostgresStore;
 
 fn b(e: tokio_postgres::Error) -> StoreError {
-    StoreError::backend(e)
+    crate::error::db(e)
 }
 
 /// Stores a checkpoint with `client` (inside a projection's transaction, say).
@@ -189,7 +189,7 @@ impl annals::relay::Leases for PostgresStore {
 
 impl annals::purge::Purge for PostgresStore {
     async fn purge_stream(&self, stream: &annals::StreamId) -> Result<u64, StoreError> {
-        let b = StoreError::backend;
+        let b = crate::error::db;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(b)?;
         // The sequencer's lock: no run may place the stream's events while they go.
@@ -209,11 +209,23 @@ impl annals::purge::Purge for PostgresStore {
             .execute("DELETE FROM events WHERE stream_id = $1", &[&id])
             .await
             .map_err(b)?;
-        for table in ["log", "snapshots", "streams"] {
+        for table in ["snapshots", "streams"] {
             tx.execute(&format!("DELETE FROM {table} WHERE stream_id = $1"), &[&id])
                 .await
                 .map_err(b)?;
         }
+        // The stream's groups stay in the log under a name no stream can have (stream ids never
+        // start with `$`), so the log keeps a hole where the events were: the head never moves
+        // back, no position is handed out twice, and the sequencer's last snapshot (on the newest
+        // group) is kept. Deleting them let the next append reuse the purged positions behind
+        // readers' checkpoints, and could make the next sequencer run start from an older
+        // snapshot.
+        tx.execute(
+            "UPDATE log SET stream_id = '$purged:' || first_position WHERE stream_id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(b)?;
         tx.commit().await.map_err(b)?;
         Ok(n)
     }
@@ -232,7 +244,7 @@ impl annals::privacy::AppendWithKeys for PostgresStore {
 
 impl annals::privacy::KeyStore for PostgresStore {
     async fn load_key(&self, subject: &str) -> Result<Option<annals::privacy::WrappedKey>, StoreError> {
-        let b = StoreError::backend;
+        let b = crate::error::db;
         let client = self.client().await?;
         let stmt = client
             .prepare_cached("SELECT master_id, wrapped FROM subject_keys WHERE subject = $1")
@@ -253,7 +265,7 @@ impl annals::privacy::KeyStore for PostgresStore {
         subject: &str,
         key: annals::privacy::WrappedKey,
     ) -> Result<annals::privacy::WrappedKey, StoreError> {
-        let b = StoreError::backend;
+        let b = crate::error::db;
         let client = self.client().await?;
         // Either this insert wins, or the row another one stored comes back. When the other
         // insert was still running, this statement waited for it and then did nothing, and its
@@ -290,7 +302,7 @@ impl annals::privacy::KeyStore for PostgresStore {
             .execute("DELETE FROM subject_keys WHERE subject = $1", &[&subject])
             .await
             .map(|n| n == 1)
-            .map_err(StoreError::backend)
+            .map_err(crate::error::db)
     }
 
     async fn list_keys(&self) -> Result<Vec<(String, annals::privacy::WrappedKey)>, StoreError> {
@@ -301,7 +313,7 @@ impl annals::privacy::KeyStore for PostgresStore {
                 &[],
             )
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(crate::error::db)?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -325,6 +337,6 @@ impl annals::privacy::KeyStore for PostgresStore {
             )
             .await
             .map(|_| ())
-            .map_err(StoreError::backend)
+            .map_err(crate::error::db)
     }
 }

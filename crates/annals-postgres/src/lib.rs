@@ -26,6 +26,7 @@
 pub mod activity;
 mod append;
 pub mod consume;
+mod error;
 mod follow;
 pub mod projection;
 mod read;
@@ -60,6 +61,9 @@ pub struct PostgresOptions {
     pub schema: String,
     /// Most pooled connections (default 16).
     pub pool_size: usize,
+    /// How long a call waits for a pooled connection before it fails as
+    /// [`Unavailable`](annals::ErrorKind::Unavailable) (default [`POOL_WAIT`]).
+    pub pool_wait: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -67,12 +71,31 @@ impl Default for PostgresOptions {
         Self {
             schema: "annals".into(),
             pool_size: 16,
+            pool_wait: POOL_WAIT,
         }
     }
 }
 
+/// The default deadline for a pooled connection: no call waits for one for ever.
+pub const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// A pool and its limits, for errors that name them.
+#[derive(Clone)]
+pub(crate) struct Connections {
+    pub(crate) pool: Pool,
+    pub(crate) size: usize,
+    pub(crate) wait: Duration,
+}
+
+impl Connections {
+    /// A pooled connection, within the pool's deadline.
+    pub(crate) async fn get(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| error::pool(e, self.size, self.wait))
+    }
+}
+
 struct Shared {
-    pool: Pool,
+    connections: Connections,
     config: tokio_postgres::Config,
     schema: String,
     head: watch::Sender<u64>,
@@ -116,26 +139,45 @@ impl PostgresStore {
     /// Connects to `url` with `options`, creating and migrating the schema if needed.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         if !schema::valid_schema_name(&options.schema) {
-            return Err(StoreError::backend(format!(
-                "invalid schema name {:?}: use lower-case ASCII letters, digits and _, starting with a letter",
-                options.schema
-            )));
+            return Err(StoreError::misconfigured(
+                format!(
+                    "invalid schema name {:?}: use lower-case ASCII letters, digits and _, starting with a letter",
+                    options.schema
+                ),
+                None,
+            ));
         }
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::backend(format!("invalid PostgreSQL URL {url:?}: {}", with_cause(&e))))?;
-        let (mut client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| StoreError::backend(format!("cannot connect to PostgreSQL at {url}: {}", with_cause(&e))))?;
-        let driver = tokio::spawn(connection);
-        schema::migrate(&mut client, &options.schema).await.map_err(|e| {
-            StoreError::backend(format!("cannot migrate schema {}: {}", options.schema, with_cause(&e)))
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+            StoreError::misconfigured(
+                format!(
+                    "invalid PostgreSQL URL (expected postgres://user@host:port/database): {}",
+                    error::with_cause(&e)
+                ),
+                None,
+            )
         })?;
+        let target = describe(&config);
+        let (mut client, connection) = tokio::time::timeout(options.pool_wait, config.connect(NoTls))
+            .await
+            .map_err(|_| {
+                StoreError::unavailable(
+                    format!(
+                        "cannot connect to PostgreSQL at {target}: no answer within {:?}",
+                        options.pool_wait
+                    ),
+                    None,
+                )
+            })?
+            .map_err(|e| error::in_context(error::db(e), &format!("cannot connect to PostgreSQL at {target}")))?;
+        let driver = tokio::spawn(connection);
+        schema::migrate(&mut client, &options.schema)
+            .await
+            .map_err(|e| error::in_context(error::db(e), &format!("cannot migrate schema {}", options.schema)))?;
         drop(client);
         let _ = driver.await;
 
         config.options(format!("-c search_path={}", options.schema));
+        config.connect_timeout(options.pool_wait);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -143,21 +185,31 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let size = options.pool_size.max(1);
         let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
+            .max_size(size)
+            .wait_timeout(Some(options.pool_wait))
+            .create_timeout(Some(options.pool_wait))
+            .recycle_timeout(Some(options.pool_wait))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(StoreError::backend)?;
+            .map_err(|e| StoreError::misconfigured(format!("cannot build the connection pool: {e}"), None))?;
+        let connections = Connections {
+            pool,
+            size,
+            wait: options.pool_wait,
+        };
         let sequencer = Arc::new(Notify::new());
         let progress = Arc::new(SequencerProgress::default());
         let head = watch::Sender::new(0);
         let store = Self {
             shared: Arc::new(Shared {
-                pool: pool.clone(),
+                connections: connections.clone(),
                 config,
                 schema: options.schema,
                 head: head.clone(),
                 listener: OnceCell::new(),
-                sequencer_task: spawn_sequencer(pool.clone(), sequencer.clone(), progress.clone(), head),
+                sequencer_task: spawn_sequencer(connections, sequencer.clone(), progress.clone(), head),
                 sequencer,
                 progress,
             }),
@@ -181,17 +233,18 @@ impl PostgresStore {
     /// The connection pool (for read models and tools that live in the same database; its
     /// connections have `search_path` set to the store's schema).
     pub fn pool(&self) -> &Pool {
-        &self.shared.pool
+        &self.shared.connections.pool
     }
 
-    /// A pooled connection.
+    /// A pooled connection, waiting at most the store's `pool_wait` for one (then
+    /// [`Unavailable`](annals::ErrorKind::Unavailable), naming the pool's size).
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.shared.pool.get().await.map_err(StoreError::backend)
+        self.shared.connections.get().await
     }
 
     /// Gives positions to committed events that have none yet; returns the log's head.
     pub async fn assign_positions(&self) -> Result<u64, StoreError> {
-        assign_positions(&self.shared.pool, true).await
+        assign_positions(&self.shared.connections, true).await
     }
 
     async fn ensure_listener(&self) {
@@ -220,11 +273,10 @@ impl PostgresStore {
         self.shared.sequencer.notify_one();
     }
 
-    /// Runs an event query. Rows committed but not yet sequenced (their appender is between its
-    /// commit and the sequencer's next run) are sequenced and the query runs once more; rows
-    /// that committed after the first run and have no position yet are left out of the second
-    /// (a stream's newer versions, at the end of a forwards read and the start of a backwards
-    /// one), so the answer is at least what the first run saw.
+    /// Runs an event query on one pooled connection, given back before the caller does anything
+    /// else (no path holds one connection while it waits for another). Stream reads return
+    /// events the sequencer has not reached yet with global position 0: a stream read needs
+    /// versions, and never waits for the sequencer.
     async fn query_events(
         &self,
         sql: &str,
@@ -232,21 +284,10 @@ impl PostgresStore {
         open: Option<&PayloadOpener>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached(sql).await.map_err(StoreError::backend)?;
-        let rows = client.query(&stmt, params).await.map_err(StoreError::backend)?;
-        let events = decode_rows(&rows, open)?;
-        if events.iter().all(Option::is_some) {
-            return Ok(events.into_iter().flatten().collect());
-        }
-        self.assign_positions().await?;
-        let rows = client.query(&stmt, params).await.map_err(StoreError::backend)?;
-        let events = decode_rows(&rows, open)?;
-        let sequenced = events.iter().position(Option::is_some).unwrap_or(events.len());
-        Ok(events
-            .into_iter()
-            .skip(if sql == STREAM_BACKWARDS { sequenced } else { 0 })
-            .map_while(|e| e)
-            .collect())
+        let stmt = client.prepare_cached(sql).await.map_err(error::db)?;
+        let rows = client.query(&stmt, params).await.map_err(error::db)?;
+        drop(client);
+        decode_rows(&rows, open)
     }
 
     /// A stream's events, payloads through `open` if given.
@@ -320,6 +361,21 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Where a connection goes, without its password: `host:port/database as user`.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config.get_hosts().first().map_or_else(
+        || "localhost".to_owned(),
+        |h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        },
+    );
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("(default user)");
+    let database = config.get_dbname().unwrap_or(user);
+    format!("{host}:{port}/{database} as {user}")
+}
+
 impl EventStore for PostgresStore {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
         annals::store::validate_append(&appends)?;
@@ -390,7 +446,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn list_streams(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<StreamInfo>, StoreError> {
-        let b = StoreError::backend;
+        let b = error::db;
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -454,7 +510,7 @@ impl PostgresStore {
         schema_version: Option<u32>,
         until: Option<u64>,
     ) -> Result<Option<Snapshot>, StoreError> {
-        let b = StoreError::backend;
+        let b = error::db;
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -485,15 +541,5 @@ impl PostgresStore {
             state,
             taken_at: row.try_get::<_, SystemTime>(3).map_err(b)?,
         }))
-    }
-}
-
-/// A driver error as text with its cause: the driver prints "db error" or "error connecting to
-/// server" and keeps what the server or the OS said (`FATAL: database "x" does not exist`,
-/// `Connection refused`) as its source, which a message built with `format!` would drop.
-fn with_cause(e: &tokio_postgres::Error) -> String {
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
     }
 }

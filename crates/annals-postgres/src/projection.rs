@@ -39,7 +39,7 @@ pub struct PgProjector<P> {
 }
 
 fn se(e: tokio_postgres::Error) -> StoreError {
-    StoreError::backend(e)
+    crate::error::db(e)
 }
 
 impl<P: PgProjection> PgProjector<P> {

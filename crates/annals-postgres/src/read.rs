@@ -31,11 +31,11 @@ pub(crate) const STORED_BY_ID: &str = concat!(
 /// The global log after position `$1`, at most `$2` events (`sql/reads.sql`).
 pub(crate) const LOG_AFTER: &str = "SELECT * FROM read_log($1, $2)";
 
-/// Decodes one event row, its payload through `open` if given. `Ok(None)` means the row has no
-/// global position yet (its appender died between commit and sequencing): the caller sequences
-/// and reads again.
-pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<Option<RecordedEvent>, StoreError> {
-    let b = StoreError::backend;
+/// Decodes one event row, its payload through `open` if given. A row with no global position yet
+/// (a stream read of events the sequencer has not reached: it runs right after their commit)
+/// has position 0.
+pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<RecordedEvent, StoreError> {
+    let b = crate::error::db;
     let stream: String = row.try_get(1).map_err(b)?;
     let version = row.try_get::<_, i64>(3).map_err(b)? as u64;
     let corrupt = |reason: &str| StoreError::Corrupt {
@@ -43,14 +43,12 @@ pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<Opti
         version,
         reason: reason.to_owned(),
     };
-    let Some(position) = row.try_get::<_, Option<i64>>(0).map_err(b)? else {
-        return Ok(None);
-    };
+    let position = row.try_get::<_, Option<i64>>(0).map_err(b)?.unwrap_or(0);
     let stream_id = StreamId::new(stream.clone()).map_err(|_| corrupt("invalid stream id"))?;
     let schema_version: i32 = row.try_get(6).map_err(b)?;
     let payload: String = row.try_get(7).map_err(b)?;
     let metadata: String = row.try_get(8).map_err(b)?;
-    Ok(Some(RecordedEvent {
+    Ok(RecordedEvent {
         global_position: position as u64,
         stream_type: row.try_get(2).map_err(b)?,
         version,
@@ -61,13 +59,10 @@ pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<Opti
         payload: parse_opened_payload(&stream, version, payload, open)?,
         recorded_at: row.try_get::<_, SystemTime>(9).map_err(b)?,
         stream_id,
-    }))
+    })
 }
 
-/// Decodes rows, `None` for a row that has no position yet.
-pub(crate) fn decode_rows(
-    rows: &[Row],
-    open: Option<&PayloadOpener>,
-) -> Result<Vec<Option<RecordedEvent>>, StoreError> {
+/// Decodes rows.
+pub(crate) fn decode_rows(rows: &[Row], open: Option<&PayloadOpener>) -> Result<Vec<RecordedEvent>, StoreError> {
     rows.iter().map(|row| decode_row(row, open)).collect()
 }

@@ -107,6 +107,15 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("../sql/positions.sql"),
         ],
     },
+    Migration {
+        version: 12,
+        note: "streams.deleted_version: appends to a deleted stream are refused until it is restored \
+               (streams deleted before are found by their last event)",
+        sql: &["ALTER TABLE streams ADD COLUMN IF NOT EXISTS deleted_version bigint;
+                UPDATE streams s SET deleted_version = s.version
+                WHERE EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id
+                              AND e.version = s.version AND e.event_type = 'StreamDeleted');"],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Connections;
 use annals::StoreError;
-use deadpool_postgres::Pool;
 use tokio::sync::{Notify, watch};
 
 use crate::advance_head;
@@ -72,16 +72,16 @@ const SEQUENCER_PERIOD: Duration = Duration::from_millis(3);
 /// Runs the sequencer once on a pooled connection; returns the log's head. `check_first`: look
 /// for work before taking the sequencer's lock (readers); the background sequencer, woken by
 /// appends, skips the look.
-pub(crate) async fn assign_positions(pool: &Pool, check_first: bool) -> Result<u64, StoreError> {
-    let client = pool.get().await.map_err(StoreError::backend)?;
+pub(crate) async fn assign_positions(pool: &Connections, check_first: bool) -> Result<u64, StoreError> {
+    let client = pool.get().await?;
     let stmt = client
         .prepare_cached("SELECT assign_positions($1)")
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(crate::error::db)?;
     let head: i64 = client
         .query_one(&stmt, &[&check_first])
         .await
-        .map_err(StoreError::backend)?
+        .map_err(crate::error::db)?
         .get(0);
     Ok(head as u64)
 }
@@ -90,7 +90,7 @@ pub(crate) async fn assign_positions(pool: &Pool, check_first: bool) -> Result<u
 /// twice), gives their events global positions, so followers see them within milliseconds
 /// without any appender waiting for it.
 pub(crate) fn spawn_sequencer(
-    pool: Pool,
+    pool: Connections,
     wake: Arc<Notify>,
     progress: Arc<SequencerProgress>,
     head: watch::Sender<u64>,

@@ -86,6 +86,7 @@ pub async fn fresh_with_pool(pool_size: usize) -> (PostgresStore, SchemaGuard) {
         PostgresOptions {
             schema: schema.clone(),
             pool_size,
+            ..Default::default()
         },
     )
     .await

@@ -153,6 +153,7 @@ async fn another_store_on_the_same_schema_follows_appends() {
         annals_postgres::PostgresOptions {
             schema: guard.schema.clone(),
             pool_size: 2,
+            ..Default::default()
         },
     )
     .await
@@ -197,6 +198,7 @@ async fn a_reader_waiting_for_its_own_sequencer_sees_another_stores_append() {
         annals_postgres::PostgresOptions {
             schema: guard.schema.clone(),
             pool_size: 4,
+            ..Default::default()
         },
     )
     .await

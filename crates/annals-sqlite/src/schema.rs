@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "subject_keys: data keys for crypto-shredding",
         sql: &[include_str!("../sql/subject_keys.sql")],
     },
+    Migration {
+        version: 6,
+        note: "streams.deleted_version: appends to a deleted stream are refused until it is restored",
+        sql: &[include_str!("../sql/streams_deleted.sql")],
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

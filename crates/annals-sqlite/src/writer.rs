@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use annals::event::to_micros;
-use annals::store::{StoredAt, check_stream, resolve_retry};
+use annals::store::{StoredAt, check_stream, deletes, resolve_retry};
 use annals::{AppendOutcome, StoreError, StreamAppend, StreamAppended};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
@@ -276,12 +276,13 @@ fn write_stream(conn: &Connection, a: &StreamAppend, now: i64) -> rusqlite::Resu
             Err(e) => Err(e),
         });
     }
-    let current: Option<(i64, String)> = conn
-        .prepare_cached("SELECT version, stream_type FROM streams WHERE stream_id = ?1")?
-        .query_row([a.stream_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+    let current: Option<(i64, String, Option<i64>)> = conn
+        .prepare_cached("SELECT version, stream_type, deleted_version FROM streams WHERE stream_id = ?1")?
+        .query_row([a.stream_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let version = current.as_ref().map_or(0, |c| c.0 as u64);
-    if let Err(refused) = check_stream(a, version, current.as_ref().map(|c| c.1.as_str())) {
+    let deleted_at = current.as_ref().and_then(|c| c.2).map(|v| v as u64);
+    if let Err(refused) = check_stream(a, version, current.as_ref().map(|c| c.1.as_str()), deleted_at) {
         return Ok(Err(refused));
     }
     let mut insert = conn.prepare_cached(
@@ -322,11 +323,22 @@ fn write_stream(conn: &Connection, a: &StreamAppend, now: i64) -> rusqlite::Resu
         }
     }
     let last_version = version + a.events.len() as u64;
+    // Past the check, the stream is live or this append restores it: it is deleted after the
+    // append only if the append ends with a deletion.
+    let deleted_version = deletes(a).then_some(last_version as i64);
     conn.prepare_cached(
-        "INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
-         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+        "INSERT INTO streams (stream_id, stream_type, version, created_at, updated_at, deleted_version)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at,
+             deleted_version = excluded.deleted_version",
     )?
-    .execute(params![a.stream_id.as_str(), a.stream_type, last_version as i64, now])?;
+    .execute(params![
+        a.stream_id.as_str(),
+        a.stream_type,
+        last_version as i64,
+        now,
+        deleted_version
+    ])?;
     if let Some(s) = &a.snapshot {
         conn.prepare_cached(
             "INSERT OR REPLACE INTO snapshots (stream_id, version, schema_version, state, taken_at) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -67,7 +67,7 @@ async fn kill_9_mid_append_loses_no_acknowledged_event() {
         assert_eq!(stored % 3, 0, "round {round}: a torn append ({stored} events)");
         for (i, e) in events.iter().enumerate() {
             assert_eq!(e.version, i as u64 + 1);
-            assert_eq!(e.payload_value()["n"], i as u64 + 1);
+            assert_eq!(e.payload_value().unwrap()["n"], i as u64 + 1);
         }
         drop(store);
         tokio::time::sleep(Duration::from_millis(10)).await;

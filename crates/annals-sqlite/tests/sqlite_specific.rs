@@ -266,5 +266,5 @@ async fn a_new_subjects_key_commits_with_its_first_append_or_not_at_all() {
         .unwrap();
     assert!(store.load_key("p1").await.unwrap().is_some());
     let read = shred.read_stream(&sid("person-p1"), ReadStream::all()).await.unwrap();
-    assert_eq!(read[0].payload_value()["email"], "p1@example.org");
+    assert_eq!(read[0].payload_value().unwrap()["email"], "p1@example.org");
 }

@@ -1,4 +1,6 @@
-//! Typed errors: one enum per family of operations, each `#[non_exhaustive]`.
+//! Typed errors: one enum per family of operations, each `#[non_exhaustive]`, and the one
+//! [`ErrorKind`] every error answers, so a caller (a retry loop, the CLI's exit code, an HTTP
+//! status) decides what to do from the kind alone.
 
 use uuid::Uuid;
 
@@ -6,6 +8,78 @@ use crate::ids::{ExpectedVersion, describe_version};
 
 /// A boxed error from a storage backend (database driver, I/O).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What kind of failure an error is: the one thing a caller needs to decide between retrying,
+/// parking a message, stopping, or telling the user what to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request does not fit the stored state (a version, a stream's type, a deleted stream,
+    /// an event id stored elsewhere). Re-read and decide again; retrying as is fails the same way.
+    Conflict,
+    /// The request itself is wrong (a name, a payload, a size, a command the domain refuses).
+    /// Nothing was changed; retrying fails the same way.
+    InvalidInput,
+    /// What was asked for does not exist.
+    NotFound,
+    /// Stored data cannot be read back (a row changed outside annals, an event the code cannot
+    /// decode). A consumer parks the message; a read names the stream and version.
+    Corrupt,
+    /// The database or broker cannot be reached or is overloaded now: transient, so retry with
+    /// backoff (visibly).
+    Unavailable,
+    /// The set-up is wrong (a URL, a schema, a server setting, a closed store): permanent until
+    /// an operator fixes it, so stop and say how.
+    Misconfigured,
+}
+
+impl ErrorKind {
+    /// The kind's name as it appears in JSON output and logs (`conflict`, `invalid_input`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Conflict => "conflict",
+            Self::InvalidInput => "invalid_input",
+            Self::NotFound => "not_found",
+            Self::Corrupt => "corrupt",
+            Self::Unavailable => "unavailable",
+            Self::Misconfigured => "misconfigured",
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(self) -> bool {
+        self == Self::Unavailable
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The [`ErrorKind`] of an error of unknown type: the first error in its chain (itself, then its
+/// sources) that is one of annals' own. `None` for errors annals knows nothing of (a handler's
+/// own error type).
+pub fn kind_of(error: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<StoreError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = e.downcast_ref::<DecodeError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = e.downcast_ref::<EncodeError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = e.downcast_ref::<crate::consume::ConsumeError>() {
+            return Some(e.kind());
+        }
+        next = e.source();
+    }
+    None
+}
 
 /// Errors of the event store: appends, reads, snapshots.
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +215,47 @@ pub enum StoreError {
         /// What the upcaster said.
         reason: String,
     },
+    /// An append to a stream that was deleted (its last event is a
+    /// [`DELETED_EVENT`](crate::DELETED_EVENT)); nothing was stored. Restore it first
+    /// ([`restore_stream`](crate::restore_stream), `annals restore`).
+    #[error("stream `{stream}` was deleted at version {version}: appends are refused until it is restored")]
+    StreamDeleted {
+        /// The stream.
+        stream: String,
+        /// The version of its deletion event.
+        version: u64,
+    },
+    /// What was asked for does not exist (a parked message, a stream to restore).
+    #[error("{what} does not exist")]
+    NotFound {
+        /// What was looked for, e.g. "parked message 7".
+        what: String,
+    },
+    /// The database cannot be reached or has no capacity now (a refused connection, a pool with
+    /// no free connection within its deadline, a server shutting down): retrying later may work.
+    #[error("the event store is unavailable: {reason}")]
+    Unavailable {
+        /// What failed, in words an operator can act on.
+        reason: String,
+        /// The driver's error, where there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The store is set up wrongly (a bad URL, a missing database or permission, a server
+    /// setting): no retry helps until an operator fixes what `reason` says.
+    #[error("the event store is misconfigured: {reason}")]
+    Misconfigured {
+        /// What is wrong and, where known, how to fix it.
+        reason: String,
+        /// The driver's error, where there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The store was closed or its writer stopped.
     #[error("the event store is closed")]
     Closed,
-    /// The backend failed (database, I/O).
+    /// The backend failed (database, I/O) in a way it could not classify further; treated as
+    /// transient ([`ErrorKind::Unavailable`]).
     #[error("storage backend error: {0}")]
     Backend(#[source] BoxError),
 }
@@ -155,9 +266,47 @@ impl StoreError {
         Self::Backend(err.into())
     }
 
+    /// A transient failure, with the driver's error if there is one.
+    pub fn unavailable(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// A permanent set-up failure; `reason` says what to fix.
+    pub fn misconfigured(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self::Misconfigured {
+            reason: reason.into(),
+            source,
+        }
+    }
+
     /// Whether this is an optimistic-concurrency conflict.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })
+    }
+
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Conflict { .. }
+            | Self::DuplicateEventId { .. }
+            | Self::StreamTypeMismatch { .. }
+            | Self::StreamDeleted { .. } => ErrorKind::Conflict,
+            Self::InvalidStreamId { .. }
+            | Self::InvalidStreamType { .. }
+            | Self::InvalidEventType { .. }
+            | Self::MalformedPayload { .. }
+            | Self::EmptyAppend { .. }
+            | Self::StreamRepeated { .. }
+            | Self::EventTooLarge { .. }
+            | Self::SnapshotVersionMismatch { .. } => ErrorKind::InvalidInput,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Corrupt { .. } | Self::UpcastFailed { .. } => ErrorKind::Corrupt,
+            Self::Unavailable { .. } | Self::Backend(_) => ErrorKind::Unavailable,
+            Self::Misconfigured { .. } | Self::Closed => ErrorKind::Misconfigured,
+        }
     }
 }
 
@@ -205,6 +354,13 @@ pub enum DecodeError {
     },
 }
 
+impl DecodeError {
+    /// Always [`ErrorKind::Corrupt`]: a stored event the code cannot read as its type.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Corrupt
+    }
+}
+
 /// Errors encoding a typed domain event or state to JSON.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -215,6 +371,13 @@ pub enum EncodeError {
     /// The event type does not serialize as an externally tagged enum variant.
     #[error("a domain event must serialize as an externally tagged enum variant (`{{\"Type\": {{..}}}}`), got: {0}")]
     NotAVariant(String),
+}
+
+impl EncodeError {
+    /// Always [`ErrorKind::InvalidInput`]: the value does not make a storable event.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
 }
 
 /// Errors of [`Repository`](crate::Repository) operations.
@@ -240,7 +403,7 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     },
     /// The store failed; a [`StoreError::Conflict`] here means every retry conflicted.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// A stored event could not be decoded.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -249,9 +412,33 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     Encode(#[from] EncodeError),
 }
 
+impl<E: std::error::Error + 'static> From<StoreError> for RepositoryError<E> {
+    /// A store error; an append refused because the stream was deleted is [`Self::Deleted`].
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::StreamDeleted { stream, version } => Self::Deleted { stream, version },
+            other => Self::Store(other),
+        }
+    }
+}
+
 impl<E: std::error::Error + 'static> RepositoryError<E> {
     /// Whether this is an optimistic-concurrency conflict that outlived the retries.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Store(e) if e.is_conflict())
+    }
+
+    /// What kind of failure this is: a refused command is [`ErrorKind::InvalidInput`], a deleted
+    /// aggregate a [`ErrorKind::Conflict`], a missing one [`ErrorKind::NotFound`]; the rest as
+    /// their inner error says.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Rejected(_) => ErrorKind::InvalidInput,
+            Self::Deleted { .. } => ErrorKind::Conflict,
+            Self::NoSuchAggregate { .. } => ErrorKind::NotFound,
+            Self::Store(e) => e.kind(),
+            Self::Decode(e) => e.kind(),
+            Self::Encode(e) => e.kind(),
+        }
     }
 }

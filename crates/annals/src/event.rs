@@ -1,6 +1,6 @@
 //! The untyped event: what the store keeps (type as text, schema version, JSON payload, metadata).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -114,12 +114,16 @@ impl NewEvent {
         }
     }
 
-    /// An event whose payload is JSON text; malformed JSON is a [`StoreError::MalformedPayload`].
+    /// An event whose payload is JSON text; text that is not JSON, or that breaks the
+    /// [JSON policy](crate::json), is a [`StoreError::MalformedPayload`].
     pub fn from_json(event_type: impl Into<String>, json: impl Into<String>) -> Result<Self, StoreError> {
-        let payload = RawValue::from_string(json.into()).map_err(|e| StoreError::MalformedPayload {
+        let malformed = |reason: String| StoreError::MalformedPayload {
             stream: String::new(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let json = json.into();
+        crate::json::check(&json).map_err(malformed)?;
+        let payload = RawValue::from_string(json).map_err(|e| malformed(e.to_string()))?;
         Ok(Self::new(event_type, payload))
     }
 
@@ -151,7 +155,10 @@ impl NewEvent {
 /// An event as stored: where it is, what it is, who caused it, when.
 #[derive(Clone, Debug)]
 pub struct RecordedEvent {
-    /// Position in the global log (increasing in commit order).
+    /// Position in the global log (increasing in commit order, from 1). On a stream read, 0 for
+    /// an event not in the global log yet: a backend that gives positions after the commit
+    /// (PostgreSQL, within milliseconds) does not make a stream read wait for them. A read of
+    /// the global log never returns 0.
     pub global_position: u64,
     /// The stream.
     pub stream_id: StreamId,
@@ -174,66 +181,104 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
-    /// The payload parsed into a JSON value.
-    pub fn payload_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.payload.get()).expect("a stored payload is valid JSON")
+    /// The payload parsed into a JSON value. A payload that does not parse (stored before the
+    /// [JSON policy](crate::json) was checked at append, or changed outside annals) is
+    /// [`StoreError::Corrupt`] naming the stream and version: never a panic.
+    ///
+    /// A `Value` holds numbers as 64-bit floats or integers: a wider integer loses digits here.
+    /// [`to_json`](Self::to_json) and `payload.get()` keep the stored text exactly.
+    pub fn payload_value(&self) -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(self.payload.get()).map_err(|e| StoreError::Corrupt {
+            stream: self.stream_id.to_string(),
+            version: self.version,
+            reason: format!("payload does not parse as JSON: {e}"),
+        })
     }
 
     /// The event back from [`to_json`](Self::to_json)'s form (a parked message, say); the error
-    /// names the field that is missing or malformed.
-    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
-        let text = |k: &str| {
-            value[k]
-                .as_str()
-                .ok_or_else(|| format!("field {k} is missing or not a string"))
-        };
-        let number = |k: &str| {
-            value[k]
-                .as_u64()
-                .ok_or_else(|| format!("field {k} is missing or not a number"))
-        };
-        let stream_id = StreamId::new(text("stream_id")?).map_err(|e| e.to_string())?;
-        let payload = serde_json::value::to_raw_value(&value["payload"]).map_err(|e| format!("payload: {e}"))?;
+    /// names the field that is missing or malformed. The payload keeps its text exactly.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Stored {
+            global_position: u64,
+            stream_id: String,
+            stream_type: String,
+            version: u64,
+            event_id: Uuid,
+            event_type: String,
+            schema_version: u32,
+            payload: Box<RawValue>,
+            metadata: Metadata,
+            recorded_at: String,
+        }
+        let stored: Stored = serde_json::from_str(text).map_err(|e| e.to_string())?;
         Ok(Self {
-            global_position: number("global_position")?,
-            stream_type: text("stream_type")?.to_owned(),
-            version: number("version")?,
-            event_id: text("event_id")?.parse().map_err(|e| format!("event_id: {e}"))?,
-            event_type: text("event_type")?.to_owned(),
-            schema_version: u32::try_from(number("schema_version")?).map_err(|_| "schema_version out of range")?,
-            payload,
-            metadata: serde_json::from_value(value["metadata"].clone()).map_err(|e| format!("metadata: {e}"))?,
-            recorded_at: humantime::parse_rfc3339(text("recorded_at")?).map_err(|e| format!("recorded_at: {e}"))?,
-            stream_id,
+            global_position: stored.global_position,
+            stream_id: StreamId::new(stored.stream_id).map_err(|e| e.to_string())?,
+            stream_type: stored.stream_type,
+            version: stored.version,
+            event_id: stored.event_id,
+            event_type: stored.event_type,
+            schema_version: stored.schema_version,
+            payload: stored.payload,
+            metadata: stored.metadata,
+            recorded_at: crate::time::parse_rfc3339(&stored.recorded_at).map_err(|e| format!("recorded_at: {e}"))?,
         })
     }
 
-    /// The event as one JSON object (for `--json` output and HTTP).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "global_position": self.global_position,
-            "stream_id": self.stream_id.as_str(),
-            "stream_type": self.stream_type,
-            "version": self.version,
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "schema_version": self.schema_version,
-            "payload": self.payload_value(),
-            "metadata": self.metadata,
-            "recorded_at": humantime::format_rfc3339_micros(self.recorded_at).to_string(),
-        })
+    /// The event as one JSON object (for `--json` output, HTTP, parked messages): see
+    /// [`EventView`].
+    pub fn to_json(&self) -> String {
+        // An `EventView` always serializes: its payload is JSON text and its metadata a map of
+        // JSON values.
+        serde_json::to_string(&self.view()).unwrap_or_default()
+    }
+
+    /// The event as a serializable view: its fields, the payload as stored.
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            global_position: self.global_position,
+            stream_id: self.stream_id.as_str(),
+            stream_type: &self.stream_type,
+            version: self.version,
+            event_id: self.event_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            metadata: &self.metadata,
+            recorded_at: crate::time::format_micros(self.recorded_at),
+        }
     }
 }
 
-/// Microseconds since the Unix epoch, the stored form of timestamps.
-pub fn to_micros(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+/// A [`RecordedEvent`] as it is shown in JSON: every field, the payload as stored (so a number
+/// wider than a float keeps its digits) and the time as RFC 3339 text with microseconds (any
+/// year, never a panic: see [`time`](crate::time)).
+#[derive(Debug, Serialize)]
+pub struct EventView<'a> {
+    /// Position in the global log.
+    pub global_position: u64,
+    /// The stream.
+    pub stream_id: &'a str,
+    /// The stream's type.
+    pub stream_type: &'a str,
+    /// Version in the stream.
+    pub version: u64,
+    /// The event id.
+    pub event_id: Uuid,
+    /// The event type.
+    pub event_type: &'a str,
+    /// The payload's schema version.
+    pub schema_version: u32,
+    /// The payload, as stored.
+    pub payload: &'a RawValue,
+    /// Who and why.
+    pub metadata: &'a Metadata,
+    /// When it was committed.
+    pub recorded_at: String,
 }
 
-/// The inverse of [`to_micros`].
-pub fn from_micros(us: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
-}
+pub use crate::time::{from_micros, to_micros};
 
 /// Parses stored text into a payload, naming the row if it is not valid JSON.
 pub fn parse_stored_payload(stream: &str, version: u64, text: String) -> Result<Box<RawValue>, StoreError> {

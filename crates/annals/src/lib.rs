@@ -55,6 +55,7 @@ pub mod error;
 pub mod event;
 pub mod follow;
 pub mod ids;
+pub mod json;
 pub mod memory;
 pub mod privacy;
 pub mod purge;
@@ -62,6 +63,7 @@ pub mod relay;
 pub mod repository;
 pub mod saga;
 pub mod store;
+pub mod time;
 pub mod typed;
 pub mod upcast;
 
@@ -69,12 +71,14 @@ pub mod upcast;
 pub mod testkit;
 
 pub use aggregate::Aggregate;
-pub use error::{DecodeError, EncodeError, RepositoryError, StoreError};
+pub use error::{DecodeError, EncodeError, ErrorKind, RepositoryError, StoreError, kind_of};
 pub use event::{Metadata, NewEvent, RecordedEvent};
 pub use follow::GlobalLogReader;
 pub use ids::{ExpectedVersion, StreamId};
 pub use memory::MemoryStore;
-pub use repository::{DELETED_EVENT, Decided, Executed, Loaded, Repository, SnapshotPolicy, delete_stream};
+pub use repository::{
+    DELETED_EVENT, Decided, Executed, Loaded, RESTORED_EVENT, Repository, SnapshotPolicy, delete_stream, restore_stream,
+};
 pub use store::{
     AppendOutcome, Direction, EventStore, MAX_EVENT_BYTES, NewSnapshot, ReadStream, Snapshot, StreamAppend,
     StreamAppended, StreamInfo,

@@ -97,7 +97,11 @@ impl MemoryStore {
             }
             let current = inner.streams.get(&a.stream_id);
             let version = current.map_or(0, |s| s.positions.len() as u64);
-            check_stream(a, version, current.map(|s| s.stream_type.as_str()))?;
+            let deleted_at = current
+                .and_then(|s| s.positions.last())
+                .filter(|&&i| inner.log[i].event_type == crate::repository::DELETED_EVENT)
+                .map(|_| version);
+            check_stream(a, version, current.map(|s| s.stream_type.as_str()), deleted_at)?;
             plan.push(Ok(version));
         }
         if let Some((consumer, id)) = inbox {

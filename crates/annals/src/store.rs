@@ -2,7 +2,7 @@
 
 mod checks;
 
-pub use checks::{StoredAt, check_stream, resolve_retry, validate_append};
+pub use checks::{StoredAt, check_stream, deletes, resolve_retry, restores, validate_append};
 
 use std::future::Future;
 use std::sync::Arc;

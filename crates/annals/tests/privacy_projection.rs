@@ -17,7 +17,7 @@ struct Directory(Arc<Mutex<HashMap<String, String>>>);
 
 impl EventHandler for Directory {
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), BoxError> {
-        let p = event.payload_value();
+        let p = event.payload_value().unwrap();
         match (event.stream_id.as_str(), event.event_type.as_str()) {
             (FORGOTTEN_STREAM, "SubjectForgotten") => {
                 self.0.lock().unwrap().remove(p["subject"].as_str().unwrap_or_default());

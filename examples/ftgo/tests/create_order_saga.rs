@@ -52,7 +52,7 @@ fn commands_sent(events: &[annals::RecordedEvent]) -> Vec<String> {
     events
         .iter()
         .filter(|e| e.event_type == "CommandIssued")
-        .map(|e| e.payload_value()["command_type"].as_str().unwrap().to_owned())
+        .map(|e| e.payload_value().unwrap()["command_type"].as_str().unwrap().to_owned())
         .collect()
 }
 

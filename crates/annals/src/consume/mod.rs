@@ -128,8 +128,7 @@ pub struct Parked {
 impl Parked {
     /// The parked event, from the kept message.
     pub fn event(&self) -> Option<RecordedEvent> {
-        let value: serde_json::Value = serde_json::from_str(self.message.as_deref()?).ok()?;
-        RecordedEvent::from_json(&value).ok()
+        RecordedEvent::from_json(self.message.as_deref()?).ok()
     }
 }
 

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::error::{BoxError, StoreError};
+use crate::error::{BoxError, ErrorKind, StoreError, kind_of};
 use crate::event::RecordedEvent;
 use crate::store::{EventStore, ReadStream};
 
@@ -71,7 +71,20 @@ pub enum ConsumeError {
         attempts: u32,
         /// The last error.
         error: String,
+        /// The last error's kind, where annals knows it (a handler's own error has none).
+        kind: Option<ErrorKind>,
     },
+}
+
+impl ConsumeError {
+    /// What kind of failure stopped the consumer: the store's, or the failing message's
+    /// ([`ErrorKind::InvalidInput`] when the handler's error has no kind of its own).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Store(e) => e.kind(),
+            Self::Stopped { kind, .. } => kind.unwrap_or(ErrorKind::InvalidInput),
+        }
+    }
 }
 
 /// What a run did.
@@ -264,6 +277,7 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
                             stream: failing.stream_id.to_string(),
                             version: failing.version,
                             attempts,
+                            kind: kind_of(error.as_ref()),
                             error: error.to_string(),
                         });
                     }

@@ -1,5 +1,7 @@
-//! `Shredding` is a whole store: checkpoints, dead letters and leases go to the store underneath;
-//! the inbox's appends are sealed like any other.
+//! `Shredding` is a whole store: checkpoints and leases go to the store underneath; the inbox's
+//! appends are sealed like any other, and so are parked messages: a consumer over `Shredding`
+//! handles opened events, and the dead-letter row keeps the event sealed again, so forgetting
+//! its subject reaches it too (DESIGN §1.8).
 
 use std::future::Future;
 
@@ -9,7 +11,7 @@ use crate::consume::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, Parked
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::relay::Leases;
-use crate::store::{AppendOutcome, StreamAppend};
+use crate::store::{AppendOutcome, EventStore, StreamAppend};
 
 use super::{KeyStore, Shredding};
 
@@ -25,18 +27,20 @@ impl<S: Checkpoints, K: Send + Sync> Checkpoints for Shredding<S, K> {
     }
 }
 
-impl<S: DeadLetters, K: Send + Sync> DeadLetters for Shredding<S, K> {
-    fn park(
-        &self,
-        consumer: &str,
-        event: &RecordedEvent,
-        error: &str,
-        attempts: u32,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.inner.park(consumer, event, error, attempts)
+impl<S: DeadLetters + EventStore, K: KeyStore> DeadLetters for Shredding<S, K> {
+    async fn park(&self, consumer: &str, event: &RecordedEvent, error: &str, attempts: u32) -> Result<(), StoreError> {
+        let sealed = self.reseal(event).await?;
+        self.inner.park(consumer, &sealed, error, attempts).await
     }
-    fn list_parked(&self, consumer: Option<&str>) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
-        self.inner.list_parked(consumer)
+    async fn list_parked(&self, consumer: Option<&str>) -> Result<Vec<Parked>, StoreError> {
+        let mut parked = self.inner.list_parked(consumer).await?;
+        for p in &mut parked {
+            if let Some(event) = p.event().filter(|e| self.fields.by_event.contains_key(&e.event_type)) {
+                let opened = self.open_rest(vec![event]).await?;
+                p.message = opened.first().map(RecordedEvent::to_json);
+            }
+        }
+        Ok(parked)
     }
     fn set_parked(
         &self,

@@ -341,6 +341,48 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
         Ok(sealed)
     }
 
+    /// `event` (as read through this store: opened) with its personal fields sealed again under
+    /// their subjects' keys, for a copy kept outside the events (a parked message). No key is
+    /// made here: a field whose subject has none (forgotten) becomes [`REDACTED`]; a value still
+    /// sealed or already redacted is kept as it is.
+    async fn reseal(&self, event: &RecordedEvent) -> Result<RecordedEvent, StoreError> {
+        let Some(fields) = self.fields.by_event.get(&event.event_type) else {
+            return Ok(event.clone());
+        };
+        // Appends of this type were refused unless their payload was an object.
+        let Ok(mut payload) = serde_json::from_str::<Map<String, Value>>(event.payload.get()) else {
+            return Ok(event.clone());
+        };
+        for (field, subject_field) in fields {
+            let Some(value) = payload.get(field).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            if value.get(SEALED).is_some() || value.as_str() == Some(REDACTED) {
+                continue;
+            }
+            let subject = payload.get(subject_field).and_then(Value::as_str).map(str::to_owned);
+            let key = match &subject {
+                Some(subject) => self.data_key(subject, false).await?,
+                None => None,
+            };
+            let kept = match (key, subject) {
+                (Some(cipher), Some(subject)) => {
+                    json!({ SEALED: base64(&seal(&cipher, value.to_string().as_bytes())), SUBJECT: subject })
+                }
+                _ => json!(REDACTED),
+            };
+            payload.insert(field.clone(), kept);
+        }
+        let payload = serde_json::value::to_raw_value(&payload).map_err(|e| StoreError::MalformedPayload {
+            stream: event.stream_id.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(RecordedEvent {
+            payload,
+            ..event.clone()
+        })
+    }
+
     /// Forgets `subject` ([`forget`]), dropping its key from this store's cache at once.
     pub async fn forget(&self, subject: &str, metadata: &Metadata) -> Result<bool, StoreError> {
         let forgotten = forget(&self.keys, &self.inner, subject, metadata).await;

@@ -21,7 +21,7 @@ mod cache;
 mod deletion;
 
 use cache::Cache;
-pub use deletion::{DELETED_EVENT, delete_stream};
+pub use deletion::{DELETED_EVENT, RESTORED_EVENT, delete_stream, restore_stream};
 
 /// Events read per round trip while replaying a stream.
 const PAGE: usize = 4096;
@@ -72,6 +72,8 @@ pub struct Loaded<A> {
 fn fold<A: Aggregate>(loaded: &mut Loaded<A>, rec: &crate::event::RecordedEvent) -> Result<(), DecodeError> {
     if rec.event_type == DELETED_EVENT {
         loaded.deleted = true;
+    } else if rec.event_type == RESTORED_EVENT {
+        loaded.deleted = false;
     } else {
         loaded.state.apply(&decode::<A::Event>(rec)?);
     }
@@ -448,7 +450,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     }
                     tracing::debug!(stream = %id, attempts, "conflict, retrying command");
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if let Some(c) = &self.cache {
+                        c.forget(id);
+                    }
+                    return Err(e.into());
+                }
             }
         }
     }

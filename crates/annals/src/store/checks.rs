@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{MAX_EVENT_BYTES, StreamAppend, StreamAppended};
 use crate::error::StoreError;
 use crate::ids::{ExpectedVersion, type_name_problem};
+use crate::repository::{DELETED_EVENT, RESTORED_EVENT};
 
 /// Checks everything about an append that needs no database: names, sizes, emptiness, repeats.
 ///
@@ -33,6 +34,12 @@ pub fn validate_append(appends: &[StreamAppend]) -> Result<(), StoreError> {
                 reason,
             });
         }
+        if let Some(s) = &a.snapshot {
+            crate::json::check_raw(&s.state).map_err(|reason| StoreError::MalformedPayload {
+                stream: stream.to_owned(),
+                reason: format!("snapshot state: {reason}"),
+            })?;
+        }
         if a.events.is_empty() {
             return Err(StoreError::EmptyAppend {
                 stream: stream.to_owned(),
@@ -46,6 +53,10 @@ pub fn validate_append(appends: &[StreamAppend]) -> Result<(), StoreError> {
                     reason,
                 });
             }
+            crate::json::check_raw(&e.payload).map_err(|reason| StoreError::MalformedPayload {
+                stream: stream.to_owned(),
+                reason: format!("event `{}`: {reason}", e.event_type),
+            })?;
             let size = e.payload.get().len() + e.metadata.to_json().len();
             if size > MAX_EVENT_BYTES {
                 return Err(StoreError::EventTooLarge {
@@ -66,6 +77,16 @@ pub fn validate_append(appends: &[StreamAppend]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Whether `append` starts with a [`RESTORED_EVENT`]: the one append a deleted stream takes.
+pub fn restores(append: &StreamAppend) -> bool {
+    append.events.first().is_some_and(|e| e.event_type == RESTORED_EVENT)
+}
+
+/// Whether `append` ends with a [`DELETED_EVENT`]: after it, the stream takes only a restore.
+pub fn deletes(append: &StreamAppend) -> bool {
+    append.events.last().is_some_and(|e| e.event_type == DELETED_EVENT)
 }
 
 /// Where an event id is already stored.
@@ -122,8 +143,15 @@ pub fn resolve_retry(append: &StreamAppend, found: &[Option<StoredAt>]) -> Resul
     }))
 }
 
-/// Checks a stream's current version and type against an append, before anything is written.
-pub fn check_stream(append: &StreamAppend, current_version: u64, current_type: Option<&str>) -> Result<(), StoreError> {
+/// Checks a stream's current version, type and deletion against an append, before anything is
+/// written. `deleted_at`: the version of the stream's deletion event if its last event is one;
+/// then only an append starting with a [`RESTORED_EVENT`] is accepted.
+pub fn check_stream(
+    append: &StreamAppend,
+    current_version: u64,
+    current_type: Option<&str>,
+    deleted_at: Option<u64>,
+) -> Result<(), StoreError> {
     if let Some(actual) = current_type
         && actual != append.stream_type
     {
@@ -131,6 +159,14 @@ pub fn check_stream(append: &StreamAppend, current_version: u64, current_type: O
             stream: append.stream_id.to_string(),
             requested: append.stream_type.clone(),
             actual: actual.to_owned(),
+        });
+    }
+    if let Some(version) = deleted_at
+        && !restores(append)
+    {
+        return Err(StoreError::StreamDeleted {
+            stream: append.stream_id.to_string(),
+            version,
         });
     }
     if !append.expected.allows(current_version) {

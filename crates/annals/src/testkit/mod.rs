@@ -43,7 +43,12 @@ macro_rules! conformance_tests {
             deleted_aggregates_refuse_commands_and_keep_their_history
         );
         $crate::__conformance_case!($factory, purged_streams_are_gone_and_the_purge_is_recorded);
+        $crate::__conformance_case!($factory, positions_are_never_reused_after_a_purge);
+        $crate::__conformance_case!($factory, deleted_streams_refuse_appends_until_restored);
+        $crate::__conformance_case!($factory, refusals_name_streams_whatever_they_contain);
+        $crate::__conformance_case!($factory, payloads_follow_one_json_policy);
         $crate::__conformance_case!($factory, personal_fields_are_encrypted_and_forgettable);
+        $crate::__conformance_case!($factory, parked_messages_hold_no_personal_data_in_plain);
         $crate::__conformance_case!($factory, metadata_is_kept);
         $crate::__conformance_case!(
             $factory,

@@ -165,7 +165,7 @@ pub async fn run<S: EventStore + Clone + 'static>(store: &S, ops: Vec<Op>) -> Re
                 prop_assert_eq!(got.iter().map(|e| e.event_id).collect::<Vec<_>>(), want);
                 for e in &got {
                     let m = log.iter().find(|m| m.id == e.event_id).unwrap();
-                    prop_assert_eq!(e.payload_value()["amount"].as_i64(), Some(m.amount));
+                    prop_assert_eq!(e.payload_value().unwrap()["amount"].as_i64(), Some(m.amount));
                     prop_assert_eq!(m.stream, stream);
                 }
             }

@@ -60,7 +60,7 @@ pub async fn write_history<S: EventStore>(store: &S, streams: usize, per_stream:
 pub async fn applied<S: EventStore>(store: &S) -> BTreeMap<String, Vec<u64>> {
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for e in store.read_all(0, usize::MAX).await.expect("read the tally") {
-        let v = e.payload_value();
+        let v = e.payload_value().unwrap();
         out.entry(v["stream"].as_str().unwrap_or_default().to_owned())
             .or_default()
             .push(v["version"].as_u64().unwrap_or_default());

@@ -223,11 +223,16 @@ where
         .await
         .unwrap();
     assert_eq!(
-        (kept.event_id, kept.version, kept.payload_value(), kept.global_position),
+        (
+            kept.event_id,
+            kept.version,
+            kept.payload_value().unwrap(),
+            kept.global_position
+        ),
         (
             stored[0].event_id,
             4,
-            stored[0].payload_value(),
+            stored[0].payload_value().unwrap(),
             stored[0].global_position
         )
     );

@@ -9,6 +9,7 @@ mod global_log;
 mod idempotence;
 mod privacy;
 mod reading;
+mod refusals;
 mod relaying;
 mod snapshots;
 
@@ -18,6 +19,7 @@ pub use global_log::*;
 pub use idempotence::*;
 pub use privacy::*;
 pub use reading::*;
+pub use refusals::*;
 pub use relaying::*;
 pub use snapshots::*;
 
@@ -38,7 +40,7 @@ fn ev(n: i64) -> NewEvent {
 fn amounts(events: &[RecordedEvent]) -> Vec<i64> {
     events
         .iter()
-        .map(|e| e.payload_value()["amount"].as_i64().unwrap_or(-1))
+        .map(|e| e.payload_value().unwrap()["amount"].as_i64().unwrap_or(-1))
         .collect()
 }
 

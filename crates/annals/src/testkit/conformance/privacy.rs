@@ -44,7 +44,7 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
         .await
         .unwrap();
     let read = shred.read_stream(&ada, ReadStream::all()).await.unwrap();
-    assert_eq!(read[0].payload_value()["email"], "ada@example.org");
+    assert_eq!(read[0].payload_value().unwrap()["email"], "ada@example.org");
     // Underneath, only ciphertext: the raw rows never held the address.
     for e in store.read_all(0, usize::MAX).await.unwrap() {
         let raw = e.payload.get();
@@ -77,28 +77,28 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
         "forgotten already"
     );
     let read = shred.read_stream(&ada, ReadStream::all()).await.unwrap();
-    assert_eq!(read[0].payload_value()["email"], REDACTED);
+    assert_eq!(read[0].payload_value().unwrap()["email"], REDACTED);
     assert_eq!(
-        (read[0].payload_value()["city"].as_str(), read.len()),
+        (read[0].payload_value().unwrap()["city"].as_str(), read.len()),
         (Some("Lyon"), 2)
     );
     let log = shred.read_all(0, usize::MAX).await.unwrap();
     let emails: Vec<String> = log
         .iter()
         .filter(|e| e.event_type == "Registered")
-        .map(|e| e.payload_value()["email"].as_str().unwrap().to_owned())
+        .map(|e| e.payload_value().unwrap()["email"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(emails, [REDACTED, "bob@example.org"]);
     // The other view forgets within its key cache's time to live.
     tokio::time::sleep(KEY_CACHE_TTL).await;
     let read = elsewhere.read_stream(&ada, ReadStream::all()).await.unwrap();
-    assert_eq!(read[0].payload_value()["email"], REDACTED);
+    assert_eq!(read[0].payload_value().unwrap()["email"], REDACTED);
     let record = store
         .read_stream(&sid(FORGOTTEN_STREAM), ReadStream::all())
         .await
         .unwrap();
     assert_eq!(record.len(), 1);
-    assert_eq!(record[0].payload_value()["subject"], "ada");
+    assert_eq!(record[0].payload_value().unwrap()["subject"], "ada");
 
     // Two writers (each with its own key cache) register one new subject at once: one key is
     // kept, and both events are sealed under it.
@@ -124,7 +124,7 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
     b.unwrap();
     for (stream, email) in [("person-cy-1", "cy1@example.org"), ("person-cy-2", "cy2@example.org")] {
         let read = shred.read_stream(&sid(stream), ReadStream::all()).await.unwrap();
-        assert_eq!(read[0].payload_value()["email"], email);
+        assert_eq!(read[0].payload_value().unwrap()["email"], email);
     }
     assert!(shred.forget("cy", &Metadata::by("dpo")).await.unwrap());
 
@@ -141,11 +141,11 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
         .await
         .unwrap();
     let read = shred.read_stream(&odd_stream, ReadStream::all()).await.unwrap();
-    assert_eq!(read[0].payload_value()["email"], "ob@example.org");
-    assert_eq!(read[0].payload_value()["person_id"], odd);
+    assert_eq!(read[0].payload_value().unwrap()["email"], "ob@example.org");
+    assert_eq!(read[0].payload_value().unwrap()["person_id"], odd);
     assert!(shred.forget(odd, &Metadata::by("dpo")).await.unwrap());
     let read = shred.read_stream(&odd_stream, ReadStream::all()).await.unwrap();
-    assert_eq!(read[0].payload_value()["email"], REDACTED);
+    assert_eq!(read[0].payload_value().unwrap()["email"], REDACTED);
 
     // A new master key: keys are re-wrapped, no event is rewritten, and the old key can go.
     let head = store.head_position().await.unwrap();
@@ -161,7 +161,7 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
     assert_eq!(store.list_keys().await.unwrap()[0].1.master_id, "m2");
     let rotated = Shredding::new(store.clone(), store.clone(), fields, new_master, vec![]);
     let read = rotated.read_stream(&bob, ReadStream::all()).await.unwrap();
-    assert_eq!(read[0].payload_value()["email"], "bob@example.org");
+    assert_eq!(read[0].payload_value().unwrap()["email"], "bob@example.org");
     assert_eq!(
         store.head_position().await.unwrap(),
         head,
@@ -209,7 +209,9 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
     let dee_cached = || async {
         let reader = Shredding::new(store.clone(), store.clone(), gift_fields.clone(), m2.clone(), vec![]);
         reader.read_stream(&sid("gift-dee"), ReadStream::all()).await.unwrap();
-        reader.read_stream(&sid("gift-1"), ReadStream::all()).await.unwrap()[0].payload_value()
+        reader.read_stream(&sid("gift-1"), ReadStream::all()).await.unwrap()[0]
+            .payload_value()
+            .unwrap()
     };
     assert_eq!(dee_cached().await, given);
     assert!(gifts.forget("eve", &Metadata::by("dpo")).await.unwrap());
@@ -230,4 +232,54 @@ pub async fn personal_fields_are_encrypted_and_forgettable<S: AppendWithKeys + C
         .await;
     assert!(matches!(bad, Err(StoreError::MalformedPayload { .. })), "{bad:?}");
     assert_eq!(store.stream_version(&sid("person-x")).await.unwrap(), 0);
+}
+
+/// §1.8 reaches parked messages: a consumer over [`Shredding`] that gives up on a personal event
+/// parks it sealed (the store underneath never holds the plaintext), an operator reading through
+/// `Shredding` sees it opened, and once the subject is forgotten it reads as [`REDACTED`] there
+/// too.
+pub async fn parked_messages_hold_no_personal_data_in_plain<S>(store: S)
+where
+    S: AppendWithKeys + crate::consume::Checkpoints + crate::consume::DeadLetters + Clone + 'static,
+{
+    use crate::consume::{DeadLetters, ErrorPolicy, EventHandler, Runner, Subscription};
+
+    #[derive(Clone)]
+    struct Refuses;
+    impl EventHandler for Refuses {
+        async fn handle(&mut self, event: &crate::event::RecordedEvent) -> Result<(), crate::error::BoxError> {
+            Err(format!("cannot handle {} v{}", event.stream_id, event.version).into())
+        }
+    }
+    let fields = PersonalFields::new().field("Person", "Registered", "email", "person_id");
+    let shred = Shredding::in_store(store.clone(), fields, MasterKey::new("m1", [3; 32]), vec![]);
+    let cy = sid("person-cy");
+    shred
+        .append_to_stream(
+            cy.clone(),
+            "Person",
+            ExpectedVersion::NoStream,
+            vec![registered("cy", "cy@example.org")],
+        )
+        .await
+        .unwrap();
+    let mut runner = Runner::new(shred.clone(), Subscription::new("privacy-park", shred.clone(), Refuses))
+        .with_policy(ErrorPolicy::park_after(1));
+    assert_eq!(runner.run_until_caught_up().await.unwrap().parked, 1);
+    let raw = store.list_parked(Some("privacy-park")).await.unwrap();
+    assert_eq!(raw.len(), 1);
+    let kept = raw[0].message.as_deref().expect("the message is kept");
+    assert!(!kept.contains("cy@example.org"), "parked in plain: {kept}");
+    assert!(kept.contains("$sealed"), "{kept}");
+    let opened = shred.list_parked(Some("privacy-park")).await.unwrap();
+    let event = opened[0].event().expect("an event");
+    assert_eq!(event.payload_value().unwrap()["email"], "cy@example.org");
+    assert_eq!(event.payload_value().unwrap()["city"], "Lyon");
+
+    assert!(shred.forget("cy", &Metadata::by("dpo")).await.unwrap());
+    let opened = shred.list_parked(Some("privacy-park")).await.unwrap();
+    let event = opened[0].event().expect("an event");
+    assert_eq!(event.payload_value().unwrap()["email"], REDACTED);
+    let raw = store.list_parked(Some("privacy-park")).await.unwrap();
+    assert!(!raw[0].message.as_deref().unwrap_or_default().contains("cy@example.org"));
 }

@@ -157,7 +157,7 @@ where
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].schema_version, 2);
     assert_eq!(
-        sent[0].payload_value(),
+        sent[0].payload_value().unwrap(),
         serde_json::json!({ "first": "Ada", "last": "Lovelace" })
     );
     assert_eq!(store.load_checkpoint("relay.upcast").await.unwrap(), Some(head));
