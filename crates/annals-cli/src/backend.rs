@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use annals::consume::{Checkpoint, Checkpoints, DeadLetters, Parked, ParkedState};
+use annals::consume::{Checkpoint, Checkpoints, DeadLetters, HealthReport, HealthReports, Parked, ParkedState};
 use annals::{
     AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
     StreamInfo,
@@ -153,6 +153,18 @@ impl annals::relay::Leases for AnyStore {
     }
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         dispatch!(self, s => s.release_lease(name, holder).await)
+    }
+}
+
+impl HealthReports for AnyStore {
+    async fn set_health(&self, report: &HealthReport) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_health(report).await)
+    }
+    async fn clear_health(&self, component: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.clear_health(component).await)
+    }
+    async fn list_health(&self) -> Result<Vec<HealthReport>, StoreError> {
+        dispatch!(self, s => s.list_health().await)
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::time::SystemTime;
 
-use annals::consume::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use annals::consume::{
+    Checkpoint, Checkpoints, DeadLetters, HealthReport, HealthReports, HealthState, Inbox, Parked, ParkedState,
+};
 use annals::{AppendOutcome, RecordedEvent, StoreError, StreamAppend};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -155,6 +157,68 @@ impl DeadLetters for PostgresStore {
             .await
             .map_err(b)?;
         Ok(n > 0)
+    }
+}
+
+impl HealthReports for PostgresStore {
+    async fn set_health(&self, report: &HealthReport) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO health (component, state, kind, error, since, attempts, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (component) DO UPDATE SET state = excluded.state, kind = excluded.kind,
+                     error = excluded.error, since = excluded.since, attempts = excluded.attempts,
+                     updated_at = excluded.updated_at",
+                &[
+                    &report.component,
+                    &report.state.as_str(),
+                    &report.kind.map(annals::ErrorKind::as_str),
+                    &report.error,
+                    &report.since,
+                    &i64::try_from(report.attempts).unwrap_or(i64::MAX),
+                    &report.updated_at,
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(b)
+    }
+
+    async fn clear_health(&self, component: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM health WHERE component = $1", &[&component])
+            .await
+            .map(|_| ())
+            .map_err(b)
+    }
+
+    async fn list_health(&self) -> Result<Vec<HealthReport>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT component, state, kind, error, since, attempts, updated_at FROM health ORDER BY component",
+                &[],
+            )
+            .await
+            .map_err(b)?;
+        rows.iter()
+            .map(|r| {
+                Ok(HealthReport {
+                    component: r.try_get(0).map_err(b)?,
+                    state: HealthState::parse(r.try_get(1).map_err(b)?).unwrap_or(HealthState::Retrying),
+                    kind: r
+                        .try_get::<_, Option<&str>>(2)
+                        .map_err(b)?
+                        .and_then(annals::ErrorKind::parse),
+                    error: r.try_get(3).map_err(b)?,
+                    since: r.try_get(4).map_err(b)?,
+                    attempts: u64::try_from(r.try_get::<_, i64>(5).map_err(b)?).unwrap_or(0),
+                    updated_at: r.try_get(6).map_err(b)?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -466,6 +466,7 @@ impl EventStore for PostgresStore {
                         stream: id,
                         version,
                         reason: "invalid stream id in the streams table".into(),
+                        position: None,
                     })?,
                     stream_type: r.try_get(1).map_err(b)?,
                     version,

@@ -38,12 +38,14 @@ pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<Reco
     let b = crate::error::db;
     let stream: String = row.try_get(1).map_err(b)?;
     let version = row.try_get::<_, i64>(3).map_err(b)? as u64;
+    let position = row.try_get::<_, Option<i64>>(0).map_err(b)?.unwrap_or(0);
     let corrupt = |reason: &str| StoreError::Corrupt {
         stream: stream.clone(),
         version,
         reason: reason.to_owned(),
+        position: u64::try_from(position).ok().filter(|&p| p > 0),
     };
-    let position = row.try_get::<_, Option<i64>>(0).map_err(b)?.unwrap_or(0);
+    let at = |e: StoreError| e.at_position(position as u64);
     let stream_id = StreamId::new(stream.clone()).map_err(|_| corrupt("invalid stream id"))?;
     let schema_version: i32 = row.try_get(6).map_err(b)?;
     let payload: String = row.try_get(7).map_err(b)?;
@@ -55,8 +57,8 @@ pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<Reco
         event_id: row.try_get(4).map_err(b)?,
         event_type: row.try_get(5).map_err(b)?,
         schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schema version out of range"))?,
-        metadata: parse_stored_metadata(&stream, version, &metadata)?,
-        payload: parse_opened_payload(&stream, version, payload, open)?,
+        metadata: parse_stored_metadata(&stream, version, &metadata).map_err(at)?,
+        payload: parse_opened_payload(&stream, version, payload, open).map_err(at)?,
         recorded_at: row.try_get::<_, SystemTime>(9).map_err(b)?,
         stream_id,
     })

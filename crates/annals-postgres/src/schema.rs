@@ -116,6 +116,11 @@ pub const MIGRATIONS: &[Migration] = &[
                 WHERE EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id
                               AND e.version = s.version AND e.event_type = 'StreamDeleted');"],
     },
+    Migration {
+        version: 13,
+        note: "health: long-running components that are failing now (shown by annals status)",
+        sql: &[include_str!("../sql/health.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

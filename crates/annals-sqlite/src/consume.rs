@@ -4,7 +4,9 @@
 
 use std::time::SystemTime;
 
-use annals::consume::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use annals::consume::{
+    Checkpoint, Checkpoints, DeadLetters, HealthReport, HealthReports, HealthState, Inbox, Parked, ParkedState,
+};
 use annals::event::{from_micros, to_micros};
 use annals::{AppendOutcome, RecordedEvent, StoreError, StreamAppend};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -159,6 +161,71 @@ impl DeadLetters for SqliteStore {
             .and_then(|mut s| s.execute(params![id as i64, state.as_str(), error, to_micros(SystemTime::now())]))
             .map(|n| n > 0)
             .map_err(b)
+        })
+        .await
+    }
+}
+
+impl HealthReports for SqliteStore {
+    async fn set_health(&self, report: &HealthReport) -> Result<(), StoreError> {
+        let report = report.clone();
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO health (component, state, kind, error, since, attempts, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    report.component,
+                    report.state.as_str(),
+                    report.kind.map(annals::ErrorKind::as_str),
+                    report.error,
+                    to_micros(report.since),
+                    i64::try_from(report.attempts).unwrap_or(i64::MAX),
+                    to_micros(report.updated_at)
+                ])
+            })
+            .map(|_| ())
+            .map_err(b)
+        })
+        .await
+    }
+
+    async fn clear_health(&self, component: &str) -> Result<(), StoreError> {
+        let component = component.to_owned();
+        self.write(move |tx| {
+            tx.prepare_cached("DELETE FROM health WHERE component = ?1")
+                .and_then(|mut s| s.execute([component]))
+                .map(|_| ())
+                .map_err(b)
+        })
+        .await
+    }
+
+    async fn list_health(&self) -> Result<Vec<HealthReport>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT component, state, kind, error, since, attempts, updated_at FROM health ORDER BY component",
+                )
+                .map_err(b)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(HealthReport {
+                        component: r.get(0)?,
+                        state: HealthState::parse(&r.get::<_, String>(1)?).unwrap_or(HealthState::Retrying),
+                        kind: r
+                            .get::<_, Option<String>>(2)?
+                            .as_deref()
+                            .and_then(annals::ErrorKind::parse),
+                        error: r.get(3)?,
+                        since: from_micros(r.get(4)?),
+                        attempts: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                        updated_at: from_micros(r.get(6)?),
+                    })
+                })
+                .map_err(b)?;
+            rows.collect::<Result<_, _>>().map_err(b)
         })
         .await
     }

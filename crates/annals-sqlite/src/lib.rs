@@ -433,6 +433,7 @@ impl EventStore for SqliteStore {
                     stream: id,
                     version: version as u64,
                     reason: "invalid stream id in the streams table".into(),
+                    position: None,
                 })?;
                 out.push(StreamInfo {
                     stream_id,

@@ -77,43 +77,56 @@ fn text(row: &Row<'_>, i: usize) -> Result<Option<String>, rusqlite::Error> {
     })
 }
 
-/// Decodes one event row, its payload through `open` if given; a row that does not decode is
-/// [`StoreError::Corrupt`].
+/// Decodes one event row, its payload through `open` if given; a row that does not decode (any
+/// column of the wrong type or shape: a row written outside annals) is [`StoreError::Corrupt`],
+/// naming its stream, version and global position as far as they can be read.
 pub(crate) fn decode_row(row: &Row<'_>, open: Option<&PayloadOpener>) -> Result<RecordedEvent, StoreError> {
     let b = StoreError::backend;
-    let stream: String = row.get(1).map_err(b)?;
-    let version = row.get::<_, i64>(3).map_err(b)? as u64;
-    let corrupt = |reason: &str| StoreError::Corrupt {
+    // The rowid: always an integer.
+    let position = row.get::<_, i64>(0).map_err(b)?;
+    let stream = text(row, 1).map_err(b)?.unwrap_or_default();
+    let version = row.get::<_, i64>(3).ok().and_then(|v| u64::try_from(v).ok());
+    let corrupt = |reason: String| StoreError::Corrupt {
         stream: stream.clone(),
-        version,
-        reason: reason.to_owned(),
+        version: version.unwrap_or(0),
+        reason,
+        position: u64::try_from(position).ok(),
     };
-    let stream_id = StreamId::new(stream.clone()).map_err(|_| corrupt("invalid stream id"))?;
+    let version = version.ok_or_else(|| corrupt("version is not a positive integer".into()))?;
+    let stream_id = StreamId::new(stream.clone()).map_err(|e| corrupt(format!("stream id: {e}")))?;
     let event_id = match row.get_ref(4).map_err(b)? {
-        ValueRef::Blob(bytes) => uuid::Uuid::from_slice(bytes).map_err(|_| corrupt("event id is not 16 bytes"))?,
-        _ => return Err(corrupt("event id is not a blob")),
+        ValueRef::Blob(bytes) => {
+            uuid::Uuid::from_slice(bytes).map_err(|_| corrupt("event id is not 16 bytes".into()))?
+        }
+        _ => return Err(corrupt("event id is not a blob".into())),
     };
     let payload = text(row, 7)
         .map_err(b)?
-        .ok_or_else(|| corrupt("payload is not UTF-8 text"))?;
+        .ok_or_else(|| corrupt("payload is not UTF-8 text".into()))?;
     let metadata = text(row, 8)
         .map_err(b)?
-        .ok_or_else(|| corrupt("metadata is not UTF-8 text"))?;
-    let schema_version = row.get::<_, i64>(6).map_err(b)?;
+        .ok_or_else(|| corrupt("metadata is not UTF-8 text".into()))?;
+    let schema_version = row
+        .get::<_, i64>(6)
+        .map_err(|e| corrupt(format!("schema version: {e}")))?;
+    let recorded_at = row
+        .get::<_, i64>(9)
+        .map_err(|e| corrupt(format!("recorded_at is not microseconds since 1970: {e}")))?;
+    let at = |e: StoreError| e.at_position(position as u64);
     Ok(RecordedEvent {
-        global_position: row.get::<_, i64>(0).map_err(b)? as u64,
+        global_position: position as u64,
         stream_type: text(row, 2)
             .map_err(b)?
-            .ok_or_else(|| corrupt("stream type is not text"))?,
+            .ok_or_else(|| corrupt("stream type is not text".into()))?,
         version,
         event_id,
         event_type: text(row, 5)
             .map_err(b)?
-            .ok_or_else(|| corrupt("event type is not text"))?,
-        schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schema version out of range"))?,
-        metadata: parse_stored_metadata(&stream, version, &metadata)?,
-        payload: parse_opened_payload(&stream, version, payload, open)?,
-        recorded_at: from_micros(row.get(9).map_err(b)?),
+            .ok_or_else(|| corrupt("event type is not text".into()))?,
+        schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schema version out of range".into()))?,
+        metadata: parse_stored_metadata(&stream, version, &metadata).map_err(at)?,
+        payload: parse_opened_payload(&stream, version, payload, open).map_err(at)?,
+        recorded_at: from_micros(recorded_at),
         stream_id,
     })
 }

@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "streams.deleted_version: appends to a deleted stream are refused until it is restored",
         sql: &[include_str!("../sql/streams_deleted.sql")],
     },
+    Migration {
+        version: 7,
+        note: "health: long-running components that are failing now (shown by annals status)",
+        sql: &[include_str!("../sql/health.sql")],
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many ran.

@@ -268,3 +268,80 @@ async fn a_new_subjects_key_commits_with_its_first_append_or_not_at_all() {
     let read = shred.read_stream(&sid("person-p1"), ReadStream::all()).await.unwrap();
     assert_eq!(read[0].payload_value().unwrap()["email"], "p1@example.org");
 }
+
+#[derive(Clone, Default)]
+struct Seen(Arc<std::sync::Mutex<Vec<(String, u64)>>>);
+
+impl annals::consume::EventHandler for Seen {
+    async fn handle(&mut self, event: &annals::RecordedEvent) -> Result<(), annals::error::BoxError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.stream_id.to_string(), event.version));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_parks_a_corrupt_row_and_goes_on() {
+    use annals::consume::{DeadLetters, Runner, Subscription};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    for (stream, n) in [("c-1", 3), ("c-2", 2), ("c-3", 1)] {
+        let events = (0..n)
+            .map(|i| NewEvent::from_value("Added", &json!({ "amount": i })))
+            .collect();
+        store
+            .append_to_stream(sid(stream), "Counter", ExpectedVersion::Any, events)
+            .await
+            .unwrap();
+    }
+    // Rows changed outside annals: a payload that is not JSON, a time that is not a number,
+    // a stream id that is not one.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE events SET payload = '{oops' WHERE stream_id = 'c-1' AND version = 2",
+        [],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE events SET recorded_at = 'soon' WHERE stream_id = 'c-2' AND version = 1",
+        [],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE events SET stream_id = 'no spaces allowed' WHERE stream_id = 'c-3'",
+        [],
+    )
+    .unwrap();
+    let seen = Seen::default();
+    let mut runner = Runner::new(
+        store.clone(),
+        Subscription::new("survivor", store.clone(), seen.clone()),
+    )
+    .with_batch(100);
+    let progress = runner.run_until_caught_up().await.unwrap();
+    assert_eq!((progress.handled, progress.parked, progress.position), (3, 3, 6));
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        [("c-1".to_owned(), 1), ("c-1".to_owned(), 3), ("c-2".to_owned(), 2)]
+    );
+    let parked = store.list_parked(Some("survivor")).await.unwrap();
+    let named: Vec<(u64, &str, u64)> = parked
+        .iter()
+        .map(|p| (p.position, p.stream_id.as_str(), p.version))
+        .collect();
+    assert_eq!(named, [(2, "c-1", 2), (4, "c-2", 1), (6, "annals-corrupt", 1)]);
+    assert!(parked.iter().all(|p| p.error.contains("cannot be read")), "{parked:?}");
+    // Running again finds nothing new; an operator's retry of a corrupt one parks it again.
+    assert_eq!(runner.run_until_caught_up().await.unwrap().handled, 0);
+    store
+        .set_parked(parked[0].id, annals::consume::ParkedState::Retry, None)
+        .await
+        .unwrap();
+    runner.run_until_caught_up().await.unwrap();
+    let again = store.list_parked(Some("survivor")).await.unwrap();
+    assert_eq!(again[0].state, annals::consume::ParkedState::Parked);
+    assert!(again[0].error.contains("corrupt"), "{}", again[0].error);
+}

@@ -46,6 +46,20 @@ impl ErrorKind {
         }
     }
 
+    /// Parses a name [`as_str`](Self::as_str) gives.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Conflict,
+            Self::InvalidInput,
+            Self::NotFound,
+            Self::Corrupt,
+            Self::Unavailable,
+            Self::Misconfigured,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(self) -> bool {
         self == Self::Unavailable
@@ -56,6 +70,25 @@ impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// `error` and its causes, outermost first, joined by ": ", leaving out a cause whose text the
+/// report already holds (a wrapper that prints its source, as `StoreError::Backend` and database
+/// drivers do, would otherwise repeat it: "db error: db error: ERROR: …").
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
 }
 
 /// The [`ErrorKind`] of an error of unknown type: the first error in its chain (itself, then its
@@ -200,6 +233,9 @@ pub enum StoreError {
         version: u64,
         /// What is wrong with it.
         reason: String,
+        /// Its global position, when it was met reading the global log (a consumer parks it
+        /// there and goes on).
+        position: Option<u64>,
     },
     /// An upcaster refused or failed on a stored event.
     #[error("upcasting `{event_type}` v{schema_version} in stream `{stream}` at version {version} failed: {reason}")]
@@ -279,6 +315,25 @@ impl StoreError {
         Self::Misconfigured {
             reason: reason.into(),
             source,
+        }
+    }
+
+    /// A [`Corrupt`](Self::Corrupt) error with the global position of its row; other errors as
+    /// they are.
+    pub fn at_position(self, at: u64) -> Self {
+        match self {
+            Self::Corrupt {
+                stream,
+                version,
+                reason,
+                position: None,
+            } => Self::Corrupt {
+                stream,
+                version,
+                reason,
+                position: (at > 0).then_some(at),
+            },
+            other => other,
         }
     }
 

@@ -192,6 +192,7 @@ impl RecordedEvent {
             stream: self.stream_id.to_string(),
             version: self.version,
             reason: format!("payload does not parse as JSON: {e}"),
+            position: (self.global_position > 0).then_some(self.global_position),
         })
     }
 
@@ -286,6 +287,7 @@ pub fn parse_stored_payload(stream: &str, version: u64, text: String) -> Result<
         stream: stream.to_owned(),
         version,
         reason: format!("payload is not valid JSON: {e}"),
+        position: None,
     })
 }
 
@@ -325,5 +327,6 @@ pub fn parse_stored_metadata(stream: &str, version: u64, text: &str) -> Result<M
         stream: stream.to_owned(),
         version,
         reason: format!("metadata is not valid: {e}"),
+        position: None,
     })
 }

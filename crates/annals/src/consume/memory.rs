@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use super::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use super::{Checkpoint, Checkpoints, DeadLetters, HealthReport, HealthReports, Inbox, Parked, ParkedState};
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::memory::MemoryStore;
@@ -18,6 +18,7 @@ pub(crate) struct ConsumerTables {
     checkpoints: BTreeMap<String, (u64, SystemTime)>,
     parked: Vec<Parked>,
     leases: BTreeMap<String, (String, std::time::Instant)>,
+    health: BTreeMap<String, HealthReport>,
 }
 
 impl MemoryStore {
@@ -126,5 +127,23 @@ impl crate::relay::Leases for MemoryStore {
                 t.leases.remove(name);
             }
         })
+    }
+}
+
+impl HealthReports for MemoryStore {
+    async fn set_health(&self, report: &HealthReport) -> Result<(), StoreError> {
+        self.tables(|t| {
+            t.health.insert(report.component.clone(), report.clone());
+        })
+    }
+
+    async fn clear_health(&self, component: &str) -> Result<(), StoreError> {
+        self.tables(|t| {
+            t.health.remove(component);
+        })
+    }
+
+    async fn list_health(&self) -> Result<Vec<HealthReport>, StoreError> {
+        self.tables(|t| t.health.values().cloned().collect())
     }
 }

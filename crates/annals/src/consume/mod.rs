@@ -10,7 +10,9 @@
 //!   projection whose read model and checkpoint commit together) from its checkpoint through
 //!   history, then live, applying an [`ErrorPolicy`].
 
+pub mod health;
 pub(crate) mod memory;
+pub mod policy;
 mod runner;
 mod subscription;
 
@@ -23,6 +25,8 @@ use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::store::{AppendOutcome, EventStore, StreamAppend};
 
+pub use health::{HealthReport, HealthReports, HealthState, Trouble};
+pub use policy::{Backoff, ErrorPolicy, Exhausted, Verdict};
 pub use runner::{BatchFailure, ConsumeError, Consumer, Progress, Runner};
 pub use subscription::{EventHandler, Subscription};
 
@@ -132,8 +136,9 @@ impl Parked {
     }
 }
 
-/// The dead-letter table.
-pub trait DeadLetters: Send + Sync {
+/// The dead-letter table, beside the `health` table: together, what went wrong for consumers
+/// (messages they gave up on, components failing now).
+pub trait DeadLetters: HealthReports {
     /// Parks `event` for `consumer` with its last `error` after `attempts` tries.
     fn park(
         &self,
@@ -152,67 +157,6 @@ pub trait DeadLetters: Send + Sync {
         state: ParkedState,
         error: Option<&str>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-/// What a consumer does when handling a message fails.
-#[derive(Clone, Debug)]
-pub struct ErrorPolicy {
-    /// Tries in all, the first included (at least 1).
-    pub attempts: u32,
-    /// Wait before the second try; doubled after each failure.
-    pub backoff: Duration,
-    /// The longest wait between tries.
-    pub max_backoff: Duration,
-    /// What to do when every try failed.
-    pub exhausted: Exhausted,
-}
-
-/// What to do with a message every try failed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Exhausted {
-    /// Park it in the dead-letter table and go on with the next message.
-    Park,
-    /// Stop the consumer with an error (its checkpoint stays before the message).
-    Stop,
-}
-
-impl Default for ErrorPolicy {
-    /// 5 tries, 50 ms doubling up to 2 s, then park.
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(2),
-            exhausted: Exhausted::Park,
-        }
-    }
-}
-
-impl ErrorPolicy {
-    /// Retry `attempts - 1` times, then stop.
-    pub fn stop_after(attempts: u32) -> Self {
-        Self {
-            attempts,
-            exhausted: Exhausted::Stop,
-            ..Self::default()
-        }
-    }
-
-    /// Retry `attempts - 1` times, then park.
-    pub fn park_after(attempts: u32) -> Self {
-        Self {
-            attempts,
-            exhausted: Exhausted::Park,
-            ..Self::default()
-        }
-    }
-
-    /// Sets the first backoff.
-    pub fn with_backoff(mut self, backoff: Duration) -> Self {
-        self.backoff = backoff;
-        self
-    }
 }
 
 /// What `annals status` shows for one consumer.

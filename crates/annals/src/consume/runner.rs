@@ -8,7 +8,8 @@ use crate::error::{BoxError, ErrorKind, StoreError, kind_of};
 use crate::event::RecordedEvent;
 use crate::store::{EventStore, ReadStream};
 
-use super::{DeadLetters, ErrorPolicy, Exhausted, ParkedState};
+use super::policy::{Backoff, ErrorPolicy, Verdict, on_failure};
+use super::{DeadLetters, ParkedState, Trouble};
 
 /// How often a running consumer looks for parked messages an operator asked to retry.
 const PARKED_EVERY: Duration = Duration::from_secs(1);
@@ -106,23 +107,42 @@ pub struct Runner<S, C> {
     batch: usize,
     stream_types: Option<Vec<String>>,
     on_progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
+    /// Failures that are not one message's (the store, the commit), by the delivery policy.
+    trouble: Trouble,
+}
+
+/// Runs `$op` (an expression giving `Result<_, StoreError>`) until it succeeds, retrying a
+/// transient failure through the runner's [`Trouble`] and stopping on any other.
+macro_rules! retrying {
+    ($runner:ident, $what:expr, $op:expr) => {
+        loop {
+            match $op {
+                Ok(value) => break value,
+                Err(e) => $runner.failed($what, e).await?,
+            }
+        }
+    };
 }
 
 impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
     /// A runner with the default policy (5 tries, then park) and batches of 512 events.
     pub fn new(store: S, consumer: C) -> Self {
+        let policy = ErrorPolicy::default();
+        let trouble = Trouble::new(consumer.name(), Backoff::new(policy.backoff, STORE_BACKOFF_MAX));
         Self {
             store,
             consumer,
-            policy: ErrorPolicy::default(),
+            policy,
             batch: 512,
             stream_types: None,
             on_progress: None,
+            trouble,
         }
     }
 
     /// Sets the error policy.
     pub fn with_policy(mut self, policy: ErrorPolicy) -> Self {
+        self.trouble = Trouble::new(self.consumer.name(), Backoff::new(policy.backoff, STORE_BACKOFF_MAX));
         self.policy = policy;
         self
     }
@@ -150,11 +170,27 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
         &mut self.consumer
     }
 
+    /// A failure that is not one message's: waits and returns `Ok` to try again if it is
+    /// transient, else records the stop and returns the error.
+    async fn failed(&mut self, what: &str, e: StoreError) -> Result<(), ConsumeError> {
+        match on_failure(e.kind()) {
+            Verdict::Retry => {
+                self.trouble.retry(&self.store, what, &e).await;
+                Ok(())
+            }
+            _ => {
+                self.trouble.stopped(&self.store, what, &e).await;
+                Err(e.into())
+            }
+        }
+    }
+
     /// Handles everything up to the log's head at the time of the call, then returns.
     pub async fn run_until_caught_up(&mut self) -> Result<Progress, ConsumeError> {
-        let head = self.store.head_position().await?;
+        let head = retrying!(self, "reading the log's head", self.store.head_position().await);
+        let position = retrying!(self, "reading the checkpoint", self.consumer.checkpoint().await);
         let mut progress = Progress {
-            position: self.consumer.checkpoint().await?,
+            position,
             ..Progress::default()
         };
         self.retry_parked().await?;
@@ -163,15 +199,17 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
                 break;
             }
         }
-        self.consumer.flush().await?;
+        retrying!(self, "storing the checkpoint", self.consumer.flush().await);
+        self.trouble.recovered(&self.store).await;
         Ok(progress)
     }
 
     /// Runs until `stop` completes (or the policy stops it): through history, then live.
     pub async fn run(&mut self, stop: impl Future<Output = ()> + Send) -> Result<Progress, ConsumeError> {
         let mut stop = std::pin::pin!(stop);
+        let position = retrying!(self, "reading the checkpoint", self.consumer.checkpoint().await);
         let mut progress = Progress {
-            position: self.consumer.checkpoint().await?,
+            position,
             ..Progress::default()
         };
         let mut parked_checked: Option<std::time::Instant> = None;
@@ -181,18 +219,24 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
                 self.retry_parked().await?;
                 parked_checked = Some(std::time::Instant::now());
             }
-            let head = self.store.head_position().await?;
+            let head = retrying!(self, "reading the log's head", self.store.head_position().await);
             if progress.position >= head {
-                self.consumer.flush().await?;
+                retrying!(self, "storing the checkpoint", self.consumer.flush().await);
+                self.trouble.recovered(&self.store).await;
                 tokio::select! {
                     () = &mut stop => return Ok(progress),
-                    waited = self.store.wait_for_new(progress.position, Duration::from_secs(1)) => { waited?; }
+                    waited = self.store.wait_for_new(progress.position, Duration::from_secs(1)) => {
+                        if let Err(e) = waited {
+                            self.failed("waiting for new events", e).await?;
+                        }
+                    }
                 }
                 continue;
             }
             self.step(&mut progress, head).await?;
+            self.trouble.recovered(&self.store).await;
             if futures_now(&mut stop) {
-                self.consumer.flush().await?;
+                retrying!(self, "storing the checkpoint", self.consumer.flush().await);
                 return Ok(progress);
             }
         }
@@ -200,10 +244,38 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
 
     /// Reads and handles one batch; false if the log had nothing after the checkpoint.
     async fn step(&mut self, progress: &mut Progress, head: u64) -> Result<bool, ConsumeError> {
-        let events = self.store.read_all(progress.position, self.batch).await?;
+        let events = loop {
+            match self.store.read_all(progress.position, self.batch).await {
+                Ok(events) => break events,
+                Err(StoreError::Corrupt {
+                    stream,
+                    version,
+                    reason,
+                    position: Some(at),
+                }) => {
+                    // A row that cannot be read: handle what comes before it, one at a time,
+                    // then park it and go on.
+                    return self.past_corrupt(progress, head, at, (stream, version, reason)).await;
+                }
+                Err(e) => self.failed("reading the log", e).await?,
+            }
+        };
         let Some(last) = events.last().map(|e| e.global_position) else {
             return Ok(false);
         };
+        self.handle_read(events, last, progress, head).await?;
+        Ok(true)
+    }
+
+    /// Handles `events` read from the log (those of the wanted stream types) and moves the
+    /// checkpoint to `last`.
+    async fn handle_read(
+        &mut self,
+        events: Vec<RecordedEvent>,
+        last: u64,
+        progress: &mut Progress,
+        head: u64,
+    ) -> Result<(), ConsumeError> {
         let wanted: Vec<RecordedEvent> = match &self.stream_types {
             None => events,
             Some(types) => events.into_iter().filter(|e| types.contains(&e.stream_type)).collect(),
@@ -213,7 +285,72 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
         if let Some(f) = &mut self.on_progress {
             f(last, head.max(last));
         }
+        Ok(())
+    }
+
+    /// The log holds a row that does not decode at position `at`: the events before it are read
+    /// and handled one by one, then it is parked (as far as it can be named) and the checkpoint
+    /// moves past it.
+    async fn past_corrupt(
+        &mut self,
+        progress: &mut Progress,
+        head: u64,
+        at: u64,
+        (stream, version, reason): (String, u64, String),
+    ) -> Result<bool, ConsumeError> {
+        while progress.position + 1 < at {
+            let one = match self.store.read_all(progress.position, 1).await {
+                Ok(one) => one,
+                Err(StoreError::Corrupt { position: Some(p), .. }) if p == at => break,
+                Err(e) => {
+                    self.failed("reading the log", e).await?;
+                    continue;
+                }
+            };
+            let Some(last) = one.first().map(|e| e.global_position).filter(|&p| p < at) else {
+                break;
+            };
+            self.handle_read(one, last, progress, head).await?;
+        }
+        let error = format!("the stored event cannot be read: {reason}");
+        tracing::error!(consumer = self.consumer.name(), position = at, %stream, version, %error,
+            "parking a corrupt event");
+        let placeholder = RecordedEvent {
+            global_position: at,
+            stream_id: crate::ids::StreamId::new(stream.clone())
+                .unwrap_or_else(|_| crate::ids::StreamId::new(CORRUPT_STREAM).expect("a valid stream id")),
+            stream_type: String::new(),
+            version,
+            event_id: uuid::Uuid::nil(),
+            event_type: CORRUPT_EVENT.to_owned(),
+            schema_version: 0,
+            payload: serde_json::value::to_raw_value(&serde_json::Value::Null).expect("null is JSON"),
+            metadata: crate::event::Metadata::default(),
+            recorded_at: std::time::SystemTime::now(),
+        };
+        let name = self.consumer.name().to_owned();
+        retrying!(
+            self,
+            "parking a corrupt event",
+            self.store.park(&name, &placeholder, &error, 1).await
+        );
+        self.commit_checkpoint(at).await?;
+        progress.parked += 1;
+        progress.position = at;
+        if let Some(f) = &mut self.on_progress {
+            f(at, head.max(at));
+        }
         Ok(true)
+    }
+
+    /// Moves the checkpoint to `to` with nothing to handle, retrying a transient failure.
+    async fn commit_checkpoint(&mut self, to: u64) -> Result<(), ConsumeError> {
+        loop {
+            match self.consumer.handle_batch(&[], to).await {
+                Ok(()) => return Ok(()),
+                Err(f) => self.failed("storing the checkpoint", batch_error(f)).await?,
+            }
+        }
     }
 
     /// Handles `events` and moves the checkpoint to `to`, isolating and retrying a failing event.
@@ -232,118 +369,190 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
                 Err(f) => f,
             };
             if failure.index >= events.len() {
-                // Not an event's fault: the commit itself failed.
-                return Err(self.store_error(failure).into());
+                // Not an event's fault: the commit itself failed. Nothing of the batch is done
+                // beyond `committed`: try the rest again.
+                progress.handled += failure.committed as u64;
+                events = &events[failure.committed.min(events.len())..];
+                self.failed("committing a batch", batch_error(failure)).await?;
+                continue;
             }
             progress.handled += failure.committed as u64;
             // Commit what precedes the failing event, then give it its own tries.
             let before = &events[failure.committed..failure.index];
             if let Some(last) = before.last() {
-                self.consumer
-                    .handle_batch(before, last.global_position)
-                    .await
-                    .map_err(|f| self.store_error(f))?;
+                let upto = last.global_position;
+                loop {
+                    match self.consumer.handle_batch(before, upto).await {
+                        Ok(()) => break,
+                        Err(f) => self.failed("committing a batch", batch_error(f)).await?,
+                    }
+                }
                 progress.handled += before.len() as u64;
             }
             let failing = &events[failure.index];
-            let mut error = failure.error;
-            let mut attempts = 1;
-            let mut wait = self.policy.backoff;
-            let mut done = false;
-            while attempts < self.policy.attempts.max(1) {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(self.policy.max_backoff);
-                attempts += 1;
-                match self
-                    .consumer
-                    .handle_batch(std::slice::from_ref(failing), failing.global_position)
-                    .await
-                {
-                    Ok(()) => {
-                        done = true;
-                        break;
-                    }
-                    Err(f) => error = f.error,
-                }
-            }
-            if done {
-                progress.handled += 1;
-            } else {
-                match self.policy.exhausted {
-                    Exhausted::Stop => {
-                        return Err(ConsumeError::Stopped {
-                            consumer: self.consumer.name().to_owned(),
-                            position: failing.global_position,
-                            stream: failing.stream_id.to_string(),
-                            version: failing.version,
-                            attempts,
-                            kind: kind_of(error.as_ref()),
-                            error: error.to_string(),
-                        });
-                    }
-                    _ => {
-                        tracing::warn!(consumer = self.consumer.name(), position = failing.global_position,
-                            error = %error, "parking a message after {attempts} tries");
-                        self.store
-                            .park(self.consumer.name(), failing, &error.to_string(), attempts)
-                            .await?;
-                        // Move the checkpoint past it (nothing else in this call).
-                        self.consumer
-                            .handle_batch(&[], failing.global_position)
-                            .await
-                            .map_err(|f| self.store_error(f))?;
-                        progress.parked += 1;
-                    }
-                }
-            }
+            self.handle_failing(failing, failure.error, progress).await?;
             events = &events[failure.index + 1..];
             if events.is_empty() {
                 // Nothing left of this batch but its checkpoint.
-                return self
-                    .consumer
-                    .handle_batch(&[], to)
-                    .await
-                    .map_err(|f| self.store_error(f).into());
+                return self.commit_checkpoint(to).await;
             }
         }
     }
 
-    fn store_error(&self, f: BatchFailure) -> StoreError {
-        StoreError::backend(format!("consumer {}: {}", self.consumer.name(), f.error))
+    /// Gives a failing event its tries by the policy: handled at last, parked, or the stop.
+    async fn handle_failing(
+        &mut self,
+        failing: &RecordedEvent,
+        mut error: BoxError,
+        progress: &mut Progress,
+    ) -> Result<(), ConsumeError> {
+        let mut attempts = 1;
+        let mut backoff = self.policy.backoff();
+        loop {
+            let kind = kind_of(error.as_ref());
+            match self.policy.on_message_failure(kind, attempts) {
+                Verdict::Retry => {
+                    if kind == Some(ErrorKind::Unavailable) {
+                        let what = format!("handling {} v{}", failing.stream_id, failing.version);
+                        self.trouble.retry(&self.store, &what, error.as_ref()).await;
+                    } else {
+                        tracing::debug!(consumer = self.consumer.name(), stream = %failing.stream_id,
+                            version = failing.version, attempts, error = %error, "handler failed; retrying");
+                        backoff.wait().await;
+                    }
+                }
+                Verdict::Park => {
+                    tracing::warn!(consumer = self.consumer.name(), position = failing.global_position,
+                        error = %error, "parking a message after {attempts} tries");
+                    let name = self.consumer.name().to_owned();
+                    let text = crate::error::report(error.as_ref());
+                    retrying!(
+                        self,
+                        "parking a message",
+                        self.store.park(&name, failing, &text, attempts).await
+                    );
+                    // Move the checkpoint past it (nothing else in this call).
+                    self.commit_checkpoint(failing.global_position).await?;
+                    progress.parked += 1;
+                    return Ok(());
+                }
+                Verdict::Stop => {
+                    let what = format!("handling {} v{}", failing.stream_id, failing.version);
+                    self.trouble.stopped(&self.store, &what, error.as_ref()).await;
+                    return Err(ConsumeError::Stopped {
+                        consumer: self.consumer.name().to_owned(),
+                        position: failing.global_position,
+                        stream: failing.stream_id.to_string(),
+                        version: failing.version,
+                        attempts,
+                        kind,
+                        error: crate::error::report(error.as_ref()),
+                    });
+                }
+            }
+            attempts += 1;
+            match self
+                .consumer
+                .handle_batch(std::slice::from_ref(failing), failing.global_position)
+                .await
+            {
+                Ok(()) => {
+                    progress.handled += 1;
+                    return Ok(());
+                }
+                Err(f) => error = f.error,
+            }
+        }
     }
 
     /// Re-handles parked messages an operator asked to retry.
     async fn retry_parked(&mut self) -> Result<(), ConsumeError> {
         let name = self.consumer.name().to_owned();
-        for p in self.store.list_parked(Some(&name)).await? {
+        let parked = retrying!(
+            self,
+            "reading parked messages",
+            self.store.list_parked(Some(&name)).await
+        );
+        for p in parked {
             if p.state != ParkedState::Retry {
                 continue;
             }
-            let stream = crate::ids::StreamId::new(p.stream_id.clone())
-                .map_err(|e| StoreError::backend(format!("parked message {}: {e}", p.id)))?;
-            let event = self
+            let Ok(stream) = crate::ids::StreamId::new(p.stream_id.clone()) else {
+                let why = format!("the parked message names an invalid stream id {:?}", p.stream_id);
+                retrying!(
+                    self,
+                    "updating a parked message",
+                    self.store.set_parked(p.id, ParkedState::Parked, Some(&why)).await
+                );
+                continue;
+            };
+            let read = self
                 .store
                 .read_stream(&stream, ReadStream::from_version(p.version).limit(1))
-                .await?
-                .into_iter()
-                .next()
-                .filter(|e| e.event_id == p.event_id);
+                .await;
+            let event = match read {
+                Ok(events) => events.into_iter().next().filter(|e| e.event_id == p.event_id),
+                Err(e) if e.kind() == ErrorKind::Corrupt => {
+                    let why = crate::error::report(&e);
+                    retrying!(
+                        self,
+                        "updating a parked message",
+                        self.store.set_parked(p.id, ParkedState::Parked, Some(&why)).await
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.failed("reading a parked message's event", e).await?;
+                    continue;
+                }
+            };
             let Some(event) = event else {
-                self.store
-                    .set_parked(p.id, ParkedState::Parked, Some("the event is no longer in the store"))
-                    .await?;
+                retrying!(
+                    self,
+                    "updating a parked message",
+                    self.store
+                        .set_parked(p.id, ParkedState::Parked, Some("the event is no longer in the store"))
+                        .await
+                );
                 continue;
             };
             match self.consumer.handle_again(&event).await {
-                Ok(()) => self.store.set_parked(p.id, ParkedState::Resolved, None).await?,
+                Ok(()) => {
+                    retrying!(
+                        self,
+                        "updating a parked message",
+                        self.store.set_parked(p.id, ParkedState::Resolved, None).await
+                    );
+                }
                 Err(e) => {
-                    self.store
-                        .set_parked(p.id, ParkedState::Parked, Some(&e.to_string()))
-                        .await?
+                    let why = crate::error::report(e.as_ref());
+                    retrying!(
+                        self,
+                        "updating a parked message",
+                        self.store.set_parked(p.id, ParkedState::Parked, Some(&why)).await
+                    );
                 }
             };
         }
         Ok(())
+    }
+}
+
+/// The stream id a parked corrupt event is filed under when its own id cannot be read.
+const CORRUPT_STREAM: &str = "annals-corrupt";
+/// The event type of a parked corrupt event (its own could not be read).
+pub const CORRUPT_EVENT: &str = "AnnalsCorruptEvent";
+
+/// The longest wait between tries of a failure that is not one message's (a store or broker
+/// outage).
+const STORE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// A batch's failure that is not an event's (the commit) as a store error, its kind kept when it
+/// is one of annals'.
+fn batch_error(f: BatchFailure) -> StoreError {
+    match f.error.downcast::<StoreError>() {
+        Ok(e) => *e,
+        Err(other) => StoreError::backend(other),
     }
 }
 

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use crate::consume::{Checkpoint, Checkpoints, DeadLetters, Inbox, Parked, ParkedState};
+use crate::consume::{Checkpoint, Checkpoints, DeadLetters, HealthReport, HealthReports, Inbox, Parked, ParkedState};
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::relay::Leases;
@@ -49,6 +49,18 @@ impl<S: DeadLetters + EventStore, K: KeyStore> DeadLetters for Shredding<S, K> {
         error: Option<&str>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.inner.set_parked(id, state, error)
+    }
+}
+
+impl<S: HealthReports, K: Send + Sync> HealthReports for Shredding<S, K> {
+    fn set_health(&self, report: &HealthReport) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.set_health(report)
+    }
+    fn clear_health(&self, component: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.clear_health(component)
+    }
+    fn list_health(&self) -> impl Future<Output = Result<Vec<HealthReport>, StoreError>> + Send {
+        self.inner.list_health()
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::consume::{Checkpoint, Checkpoints, DeadLetters, HealthReport, HealthReports, Parked, ParkedState};
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::ids::StreamId;
@@ -30,8 +31,9 @@ pub struct FaultyStore<S> {
     read_faults: Mutex<Vec<u64>>,
 }
 
+/// An injected fault: a transient failure, as a dropped connection is.
 fn injected(what: &str, n: u64) -> StoreError {
-    StoreError::backend(format!("injected fault: {what} call {n}"))
+    StoreError::unavailable(format!("injected fault: {what} call {n}"), None)
 }
 
 impl<S: EventStore> FaultyStore<S> {
@@ -55,6 +57,12 @@ impl<S: EventStore> FaultyStore<S> {
     /// Makes the `nth` read call (stream reads, global-log reads, snapshot loads; from 1) fail.
     pub fn fail_read(self, nth: u64) -> Self {
         self.read_faults.lock().expect("fault plan").push(nth);
+        self
+    }
+
+    /// Makes the read calls `nths` fail (see [`fail_read`](Self::fail_read)).
+    pub fn fail_reads(self, nths: impl IntoIterator<Item = u64>) -> Self {
+        self.read_faults.lock().expect("fault plan").extend(nths);
         self
     }
 
@@ -116,6 +124,53 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send {
         self.inner.list_streams(after, limit)
+    }
+}
+
+impl<S: Checkpoints> Checkpoints for FaultyStore<S> {
+    fn load_checkpoint(&self, name: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.inner.load_checkpoint(name)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.save_checkpoint(name, position)
+    }
+    fn list_checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send {
+        self.inner.list_checkpoints()
+    }
+}
+
+impl<S: HealthReports> HealthReports for FaultyStore<S> {
+    fn set_health(&self, report: &HealthReport) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.set_health(report)
+    }
+    fn clear_health(&self, component: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.clear_health(component)
+    }
+    fn list_health(&self) -> impl Future<Output = Result<Vec<HealthReport>, StoreError>> + Send {
+        self.inner.list_health()
+    }
+}
+
+impl<S: DeadLetters> DeadLetters for FaultyStore<S> {
+    fn park(
+        &self,
+        consumer: &str,
+        event: &RecordedEvent,
+        error: &str,
+        attempts: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.park(consumer, event, error, attempts)
+    }
+    fn list_parked(&self, consumer: Option<&str>) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
+        self.inner.list_parked(consumer)
+    }
+    fn set_parked(
+        &self,
+        id: u64,
+        state: ParkedState,
+        error: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.inner.set_parked(id, state, error)
     }
 }
 

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_case!($factory, inbox_makes_redelivered_messages_harmless);
         $crate::__conformance_case!($factory, subscriptions_with_lanes_keep_each_stream_in_order);
         $crate::__conformance_case!($factory, failing_messages_are_retried_parked_or_stop);
+        $crate::__conformance_case!($factory, consumers_wait_out_an_outage_and_say_so);
         $crate::__conformance_case!(
             $factory,
             relay_publishes_every_event_in_stream_order_across_failures

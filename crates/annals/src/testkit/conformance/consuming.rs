@@ -261,6 +261,122 @@ where
     assert!(store.list_parked(Some("policy-stop")).await.unwrap().is_empty());
 }
 
+/// The one delivery policy: a store outage while a consumer reads the log is waited out with
+/// backoff — no message is parked for it, nothing is skipped — and shows in the `health` table
+/// (what failed, its kind, since when, how many tries) while it lasts; the row goes once the
+/// consumer works again. A handler's transient error is retried past the policy's tries, not
+/// parked; a misconfiguration stops the consumer and leaves a `stopped` row.
+pub async fn consumers_wait_out_an_outage_and_say_so<S>(store: S)
+where
+    S: EventStore + Checkpoints + DeadLetters + 'static,
+{
+    use crate::consume::{HealthReports, HealthState};
+    use crate::error::{ErrorKind, StoreError};
+    use crate::testkit::faults::FaultyStore;
+    let store = Arc::new(store);
+    append_n(&store, "outage-1", "Outage", 4).await;
+    // The first 8 reads of the log fail as a dropped connection would.
+    let faulty = Arc::new(FaultyStore::new(store.clone()).fail_reads(1..=8));
+    let handler = Recorder::default();
+    let mut runner = Runner::new(
+        faulty.clone(),
+        Subscription::new("outage-view", faulty.clone(), handler.clone()),
+    )
+    .with_policy(ErrorPolicy::park_after(2).with_backoff(Duration::from_millis(2)));
+    let run = tokio::spawn(async move { runner.run_until_caught_up().await });
+    let mut seen = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.is_none() && tokio::time::Instant::now() < deadline {
+        seen = store.list_health().await.unwrap().into_iter().next();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let row = seen.expect("the outage shows in the health table while it lasts");
+    assert_eq!(
+        (row.component.as_str(), row.state, row.kind),
+        ("outage-view", HealthState::Retrying, Some(ErrorKind::Unavailable))
+    );
+    assert!(
+        row.error.contains("reading the log") && row.error.contains("injected fault"),
+        "{}",
+        row.error
+    );
+    assert!(row.attempts >= 1 && row.since <= row.updated_at);
+    let progress = run.await.unwrap().unwrap();
+    assert_eq!((progress.handled, progress.parked, progress.position), (4, 0, 4));
+    assert_eq!(handler.seen().len(), 4);
+    assert!(
+        store.list_health().await.unwrap().is_empty(),
+        "the row goes once it works again"
+    );
+    assert!(store.list_parked(Some("outage-view")).await.unwrap().is_empty());
+
+    // A handler whose error is transient (its own database is down) is retried past the
+    // policy's 2 tries, not parked.
+    #[derive(Clone, Default)]
+    struct Flaky(Arc<Mutex<u32>>);
+    impl EventHandler for Flaky {
+        async fn handle(&mut self, _: &RecordedEvent) -> Result<(), BoxError> {
+            let mut failures = self.0.lock().unwrap();
+            if *failures < 5 {
+                *failures += 1;
+                return Err(Box::new(StoreError::unavailable(
+                    "the read model's database is down",
+                    None,
+                )));
+            }
+            Ok(())
+        }
+    }
+    let flaky = Flaky::default();
+    let mut runner = Runner::new(
+        store.clone(),
+        Subscription::new("flaky-view", store.clone(), flaky.clone()),
+    )
+    .with_policy(ErrorPolicy::park_after(2).with_backoff(Duration::from_millis(1)));
+    let progress = runner.run_until_caught_up().await.unwrap();
+    assert_eq!((progress.handled, progress.parked), (4, 0));
+    assert_eq!(*flaky.0.lock().unwrap(), 5);
+
+    // A handler that finds the set-up wrong stops the consumer at once, and says so.
+    #[derive(Clone)]
+    struct Misconfigured;
+    impl EventHandler for Misconfigured {
+        async fn handle(&mut self, _: &RecordedEvent) -> Result<(), BoxError> {
+            Err(Box::new(StoreError::misconfigured("table read_model is missing", None)))
+        }
+    }
+    let mut runner = Runner::new(
+        store.clone(),
+        Subscription::new("broken-view", store.clone(), Misconfigured),
+    )
+    .with_policy(ErrorPolicy::park_after(5).with_backoff(Duration::from_millis(1)));
+    let err = runner.run_until_caught_up().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Misconfigured, "{err}");
+    assert!(
+        matches!(
+            &err,
+            ConsumeError::Stopped {
+                attempts: 1,
+                position: 1,
+                ..
+            }
+        ),
+        "stopped at the first try: {err:?}"
+    );
+    let rows = store.list_health().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].component.as_str(), rows[0].state),
+        ("broken-view", HealthState::Stopped)
+    );
+    assert!(
+        rows[0].error.contains("table read_model is missing"),
+        "{}",
+        rows[0].error
+    );
+    assert_eq!(store.load_checkpoint("broken-view").await.unwrap().unwrap_or(0), 0);
+}
+
 /// Counts handlers running at once, each taking a moment.
 #[derive(Clone, Default)]
 struct Overlap {

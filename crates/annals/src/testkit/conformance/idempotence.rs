@@ -167,7 +167,7 @@ pub async fn lost_answers_are_retried_idempotently<S: EventStore>(store: S) {
         .append_to_stream(s.clone(), "Flaky", ExpectedVersion::NoStream, batch.clone())
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     // The caller cannot know whether it landed: it retries the very same events.
     let retry = faulty
         .append_to_stream(s.clone(), "Flaky", ExpectedVersion::NoStream, batch)
@@ -190,7 +190,10 @@ pub async fn lost_answers_are_retried_idempotently<S: EventStore>(store: S) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, crate::error::RepositoryError::Store(StoreError::Backend(_))),
+        matches!(
+            err,
+            crate::error::RepositoryError::Store(StoreError::Unavailable { .. })
+        ),
         "{err:?}"
     );
     assert_eq!(
