@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use annals::ErrorKind;
 use annals::RecordedEvent;
-use annals::consume::{DeadLetters, ErrorPolicy, EventHandler, Exhausted, ParkedState};
+use annals::consume::{DeadLetters, ErrorPolicy, EventHandler, ParkedState, Trouble, Verdict};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -102,7 +103,20 @@ pub enum NatsConsumeError {
         attempts: u32,
         /// The last error.
         error: String,
+        /// The last error's kind, where known.
+        kind: Option<ErrorKind>,
     },
+}
+
+impl NatsConsumeError {
+    /// What kind of failure stopped the consumer.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Setup(e) => e.kind(),
+            Self::Broker { .. } => ErrorKind::Unavailable,
+            Self::Stopped { kind, .. } => kind.unwrap_or(ErrorKind::InvalidInput),
+        }
+    }
 }
 
 /// A durable JetStream consumer driving an [`EventHandler`]; see the module docs.
@@ -217,9 +231,13 @@ where
     /// left messages unacknowledged.
     async fn durable(&self) -> Result<jetstream::consumer::Consumer<pull::Config>, NatsError> {
         let name = &self.consumer.durable;
-        let err = |e: &dyn std::fmt::Display| NatsError::Consumer {
-            consumer: name.clone(),
-            message: e.to_string(),
+        let err = |e: &dyn std::fmt::Display| {
+            let message = crate::jetstream_message(e);
+            NatsError::Consumer {
+                consumer: name.clone(),
+                kind: crate::jetstream_kind(&message),
+                message,
+            }
         };
         let stream = crate::ensure_stream(&self.js, &self.options).await?;
         // One stream type: the broker filters. Several: every message comes and the lanes skip
@@ -328,13 +346,18 @@ async fn lane<H: EventHandler, D: DeadLetters>(
             ack(&message, &options.durable).await;
             continue;
         }
-        match handle_with_policy(&mut handler, &event, &message, &options.policy).await {
+        match handle_with_policy(&mut handler, &event, &message, &options, &dead_letters).await {
             Ok(()) => {
                 ack(&message, &options.durable).await;
                 counters.handled.fetch_add(1, Ordering::Relaxed);
             }
-            Err((error, attempts)) => match options.policy.exhausted {
-                Exhausted::Stop => {
+            Err(GaveUp {
+                error,
+                attempts,
+                kind,
+                verdict,
+            }) => match verdict {
+                Verdict::Stop => {
                     let _ = failed
                         .send(NatsConsumeError::Stopped {
                             consumer: options.durable.clone(),
@@ -343,6 +366,7 @@ async fn lane<H: EventHandler, D: DeadLetters>(
                             position: event.global_position,
                             attempts,
                             error,
+                            kind,
                         })
                         .await;
                     return;
@@ -351,13 +375,12 @@ async fn lane<H: EventHandler, D: DeadLetters>(
                     tracing::warn!(consumer = %options.durable, stream = %event.stream_id, version = event.version,
                         %error, "parking a message after {attempts} tries");
                     // Parking must stick before the ack; until it does, keep the message.
-                    let mut wait = options.policy.backoff;
+                    let mut trouble = Trouble::new(options.durable.clone(), options.policy.backoff());
                     while let Err(e) = dead_letters.park(&options.durable, &event, &error, attempts).await {
-                        tracing::warn!(consumer = %options.durable, error = %e, "cannot park; retrying");
                         let _ = message.ack_with(AckKind::Progress).await;
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(options.policy.max_backoff);
+                        trouble.retry(&dead_letters, "parking a message", &e).await;
                     }
+                    trouble.recovered(&dead_letters).await;
                     ack(&message, &options.durable).await;
                     counters.parked.fetch_add(1, Ordering::Relaxed);
                 }
@@ -373,27 +396,59 @@ async fn ack(message: &jetstream::Message, consumer: &str) {
     }
 }
 
-/// Runs the handler with the policy's tries; the last error and the tries made if all failed.
-async fn handle_with_policy<H: EventHandler>(
+/// Why a lane gave up on a message: the last error (in words), the tries made, its kind and
+/// what the policy says to do now (park or stop).
+struct GaveUp {
+    error: String,
+    attempts: u32,
+    kind: Option<ErrorKind>,
+    verdict: Verdict,
+}
+
+/// Runs the handler by the delivery policy: a transient failure is retried for as long as it
+/// lasts (logged, in the `health` table), the message's own as the policy's tries say; then
+/// whether to park it or stop.
+async fn handle_with_policy<H: EventHandler, D: DeadLetters>(
     handler: &mut H,
     event: &RecordedEvent,
     message: &jetstream::Message,
-    policy: &ErrorPolicy,
-) -> Result<(), (String, u32)> {
-    let mut wait = policy.backoff;
+    options: &ConsumerOptions,
+    health: &D,
+) -> Result<(), GaveUp> {
+    let mut backoff = options.policy.backoff();
+    let mut trouble = Trouble::new(options.durable.clone(), options.policy.backoff());
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match handler.handle(event).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempts >= policy.attempts.max(1) => return Err((e.to_string(), attempts)),
-            Err(e) => {
-                tracing::debug!(stream = %event.stream_id, version = event.version, error = %e, "handler failed; retrying");
-                // Keep the broker from redelivering it while we wait.
-                let _ = message.ack_with(AckKind::Progress).await;
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(policy.max_backoff);
+        let error = match handler.handle(event).await {
+            Ok(()) => {
+                trouble.recovered(health).await;
+                return Ok(());
             }
+            Err(e) => e,
+        };
+        let kind = annals::kind_of(error.as_ref());
+        let verdict = options.policy.on_message_failure(kind, attempts);
+        if verdict != Verdict::Retry {
+            if verdict == Verdict::Stop {
+                let what = format!("handling {} v{}", event.stream_id, event.version);
+                trouble.stopped(health, &what, error.as_ref()).await;
+            }
+            return Err(GaveUp {
+                error: annals::error::report(error.as_ref()),
+                attempts,
+                kind,
+                verdict,
+            });
+        }
+        // Keep the broker from redelivering it while we wait.
+        let _ = message.ack_with(AckKind::Progress).await;
+        if kind == Some(ErrorKind::Unavailable) {
+            let what = format!("handling {} v{}", event.stream_id, event.version);
+            trouble.retry(health, &what, error.as_ref()).await;
+        } else {
+            tracing::debug!(stream = %event.stream_id, version = event.version, error = %error, "handler failed; retrying");
+            backoff.wait().await;
         }
     }
 }

@@ -30,7 +30,7 @@ async fn start_consumer(
 
 fn spawn_relay<S>(store: S, publisher: NatsPublisher, ttl: Duration) -> tokio::task::JoinHandle<()>
 where
-    S: EventStore + Checkpoints + Leases + Clone + 'static,
+    S: EventStore + Checkpoints + Leases + annals::consume::HealthReports + Clone + 'static,
 {
     tokio::spawn(async move {
         let mut relay = Relay::new("main", store, publisher).with_batch(64).with_lease_ttl(ttl);
@@ -40,7 +40,7 @@ where
 
 async fn end_to_end<S>(store: S)
 where
-    S: EventStore + Checkpoints + Leases + Clone + 'static,
+    S: EventStore + Checkpoints + Leases + annals::consume::HealthReports + Clone + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
     let options = unique_options(NATS_URL, "e2e");

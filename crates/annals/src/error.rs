@@ -72,6 +72,51 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// A failure outside the store — a broker, a handler's own database, a remote service — with the
+/// [`ErrorKind`] a retry loop acts on: a publisher or a handler returns one to say whether a retry
+/// can help ([`kind_of`] finds it in an error's chain).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl Failure {
+    /// A failure of `kind`, described by `message` (what failed and, for a permanent one, what to
+    /// fix).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A transient failure: retrying later may work.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// A permanent failure of the set-up: `message` says what to fix.
+    pub fn misconfigured(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Misconfigured, message)
+    }
+
+    /// With the underlying error as its source.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
 /// `error` and its causes, outermost first, joined by ": ", leaving out a cause whose text the
 /// report already holds (a wrapper that prints its source, as `StoreError::Backend` and database
 /// drivers do, would otherwise repeat it: "db error: db error: ERROR: …").
@@ -107,6 +152,12 @@ pub fn kind_of(error: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
             return Some(e.kind());
         }
         if let Some(e) = e.downcast_ref::<crate::consume::ConsumeError>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = e.downcast_ref::<Failure>() {
+            return Some(e.kind());
+        }
+        if let Some(e) = e.downcast_ref::<crate::relay::RelayError>() {
             return Some(e.kind());
         }
         next = e.source();

@@ -71,7 +71,7 @@ pub mod upcast;
 pub mod testkit;
 
 pub use aggregate::Aggregate;
-pub use error::{DecodeError, EncodeError, ErrorKind, RepositoryError, StoreError, kind_of};
+pub use error::{DecodeError, EncodeError, ErrorKind, Failure, RepositoryError, StoreError, kind_of};
 pub use event::{Metadata, NewEvent, RecordedEvent};
 pub use follow::GlobalLogReader;
 pub use ids::{ExpectedVersion, StreamId};

@@ -2,8 +2,11 @@
 //! once (DESIGN §1.5, §6). This is the polling source: it reads the global log from a durable
 //! cursor (a checkpoint named `relay.<name>`, so `annals status` shows its lag) and stores the
 //! cursor only after the broker acknowledged everything before it — when it has caught up, and
-//! every 100 ms while it is busy, so the cursor's commit is not on every batch's path. Broker or database outages are
-//! waited out with a doubling backoff; nothing is skipped.
+//! every 100 ms while it is busy, so the cursor's commit is not on every batch's path. Broker or
+//! database outages are waited out by the one delivery policy ([`crate::consume::policy`]):
+//! retried with a jittered backoff, logged and shown in the `health` table (component
+//! `relay.<name>`) while they last; nothing is skipped. A failure no retry fixes (a broker that
+//! refuses the stream, a row of the log that cannot be read) stops the relay with its error.
 //!
 //! One relay per name is active at a time: it holds a lease (a row in the store's `leases`
 //! table, renewed every third of its time to live). A second relay with the same name waits and
@@ -14,8 +17,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::consume::Checkpoints;
-use crate::error::{BoxError, StoreError};
+use crate::consume::{Backoff, Checkpoints, HealthReports, Trouble};
+use crate::error::{BoxError, ErrorKind, StoreError, kind_of};
 use crate::event::RecordedEvent;
 use crate::store::EventStore;
 
@@ -55,6 +58,37 @@ pub struct RelayProgress {
     pub retries: u64,
 }
 
+/// Why a relay stopped: a failure no retry fixes (a transient one is retried, and shown).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The store failed: misconfigured, or a row of the log that cannot be read (the relay
+    /// cannot skip an event, so it stops there).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The broker refused in a way no retry fixes (its kind says which).
+    #[error("relay {relay}: publishing failed: {error}")]
+    Publish {
+        /// The relay.
+        relay: String,
+        /// The failure's kind.
+        kind: ErrorKind,
+        /// The broker's error.
+        #[source]
+        error: BoxError,
+    },
+}
+
+impl RelayError {
+    /// What kind of failure stopped the relay.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Store(e) => e.kind(),
+            Self::Publish { kind, .. } => *kind,
+        }
+    }
+}
+
 /// Publishes the global log to a [`Publisher`]; see the module docs.
 pub struct Relay<S, P> {
     store: S,
@@ -63,26 +97,30 @@ pub struct Relay<S, P> {
     holder: String,
     batch: usize,
     lease_ttl: Duration,
-    max_backoff: Duration,
+    trouble: Trouble,
     on_progress: Option<Box<dyn FnMut(RelayProgress) + Send + Sync>>,
 }
 
 impl<S, P> Relay<S, P>
 where
-    S: EventStore + Checkpoints + Leases,
+    S: EventStore + Checkpoints + Leases + HealthReports,
     P: Publisher,
 {
     /// A relay called `name` (its lease and, as `relay.<name>`, its cursor) from `store` to
     /// `publisher`: batches of 500, a 5 s lease, backoff up to 5 s.
     pub fn new(name: impl Into<String>, store: S, publisher: P) -> Self {
+        let name = name.into();
         Self {
             store,
             publisher,
-            name: name.into(),
+            trouble: Trouble::new(
+                format!("relay.{name}"),
+                Backoff::new(Duration::from_millis(50), MAX_BACKOFF),
+            ),
+            name,
             holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
             batch: 500,
             lease_ttl: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(5),
             on_progress: None,
         }
     }
@@ -111,8 +149,10 @@ where
     }
 
     /// Runs until `stop` completes: waits for the lease, then publishes through history and
-    /// live. Returns the progress at the stop; gives the lease up on the way out.
-    pub async fn run(&mut self, stop: impl Future<Output = ()> + Send) -> Result<RelayProgress, StoreError> {
+    /// live. Transient failures of the store or the broker are retried (logged, and in the
+    /// `health` table); a permanent one ends the run with its error. Returns the progress at
+    /// the stop; gives the lease up on the way out.
+    pub async fn run(&mut self, stop: impl Future<Output = ()> + Send) -> Result<RelayProgress, RelayError> {
         let mut stop = std::pin::pin!(stop);
         let mut progress = RelayProgress::default();
         let result = loop {
@@ -135,22 +175,39 @@ where
         result
     }
 
+    /// A store failure: retried after the backoff if transient (`Ok`), else the stop.
+    async fn store_failed(
+        &mut self,
+        what: &str,
+        e: StoreError,
+        progress: &mut RelayProgress,
+    ) -> Result<(), RelayError> {
+        if e.kind().is_transient() {
+            progress.retries += 1;
+            self.trouble.retry(&self.store, what, &e).await;
+            Ok(())
+        } else {
+            self.trouble.stopped(&self.store, what, &e).await;
+            Err(e.into())
+        }
+    }
+
     /// Waits for the lease, then publishes while holding it; returns when the lease is lost.
-    async fn lead(&mut self, progress: &mut RelayProgress) -> Result<(), StoreError> {
+    async fn lead(&mut self, progress: &mut RelayProgress) -> Result<(), RelayError> {
         let renew_every = self.lease_ttl / 3;
-        while !self.hold().await {
-            tokio::time::sleep(renew_every).await;
+        loop {
+            match self.store.hold_lease(&self.name, &self.holder, self.lease_ttl).await {
+                Ok(true) => break,
+                Ok(false) => tokio::time::sleep(renew_every).await,
+                Err(e) => self.store_failed("taking the relay's lease", e, progress).await?,
+            }
         }
         tracing::info!(relay = %self.name, "relay holds its lease");
         let cursor = self.checkpoint_name();
-        let mut backoff = Duration::from_millis(50);
         progress.position = loop {
             match self.store.load_checkpoint(&cursor).await {
                 Ok(position) => break position.unwrap_or(0),
-                Err(e) => {
-                    tracing::warn!(relay = %self.name, error = %e, "relay cannot read its cursor; retrying");
-                    backoff = pause(backoff, self.max_backoff).await;
-                }
+                Err(e) => self.store_failed("reading the relay's cursor", e, progress).await?,
             }
         };
         let mut renewed = Instant::now();
@@ -158,29 +215,35 @@ where
         let mut at_head = false;
         loop {
             if renewed.elapsed() >= renew_every {
-                if !self.hold().await {
-                    tracing::warn!(relay = %self.name, "relay lost its lease");
-                    return Ok(());
+                match self.store.hold_lease(&self.name, &self.holder, self.lease_ttl).await {
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => {
+                        tracing::warn!(relay = %self.name, "relay lost its lease");
+                        return Ok(());
+                    }
+                    // Not renewed: another relay may take over once it expires; this one finds
+                    // out at its next renewal.
+                    Err(e) => self.store_failed("renewing the relay's lease", e, progress).await?,
                 }
-                renewed = Instant::now();
             }
             if at_head {
                 // Caught up: store the cursor before waiting, so a restart repeats nothing.
                 if saved < progress.position {
                     match self.store.save_checkpoint(&cursor, progress.position).await {
                         Ok(()) => saved = progress.position,
-                        Err(e) => tracing::warn!(relay = %self.name, error = %e, "cannot store the relay cursor"),
+                        Err(e) => self.store_failed("storing the relay's cursor", e, progress).await?,
                     }
                 }
-                let _ = self.store.wait_for_new(progress.position, renew_every).await;
+                self.trouble.recovered(&self.store).await;
+                if let Err(e) = self.store.wait_for_new(progress.position, renew_every).await {
+                    self.store_failed("waiting for new events", e, progress).await?;
+                }
                 at_head = false;
             }
             let events = match self.store.read_all(progress.position, self.batch).await {
                 Ok(events) => events,
                 Err(e) => {
-                    tracing::warn!(relay = %self.name, error = %e, "relay cannot read the log; retrying");
-                    progress.retries += 1;
-                    backoff = pause(backoff, self.max_backoff).await;
+                    self.store_failed("reading the log", e, progress).await?;
                     continue;
                 }
             };
@@ -189,12 +252,23 @@ where
                 continue;
             };
             if let Err(e) = self.publisher.publish(&events).await {
-                tracing::warn!(relay = %self.name, error = %e, "publishing failed; retrying the batch");
-                progress.retries += 1;
-                backoff = pause(backoff, self.max_backoff).await;
-                continue;
+                let kind = kind_of(e.as_ref()).unwrap_or(ErrorKind::Unavailable);
+                if kind.is_transient() {
+                    progress.retries += 1;
+                    self.trouble
+                        .retry(&self.store, "publishing to the broker", e.as_ref())
+                        .await;
+                    continue;
+                }
+                self.trouble
+                    .stopped(&self.store, "publishing to the broker", e.as_ref())
+                    .await;
+                return Err(RelayError::Publish {
+                    relay: self.name.clone(),
+                    kind,
+                    error: e,
+                });
             }
-            backoff = Duration::from_millis(50);
             progress.position = last;
             // A short batch was the head: wait for more rather than read an empty page.
             at_head = events.len() < self.batch;
@@ -203,28 +277,21 @@ where
             if saved_at.elapsed() >= CURSOR_EVERY {
                 match self.store.save_checkpoint(&cursor, last).await {
                     Ok(()) => saved = last,
-                    Err(e) => tracing::warn!(relay = %self.name, error = %e, "cannot store the relay cursor"),
+                    Err(e) => self.store_failed("storing the relay's cursor", e, progress).await?,
                 }
                 saved_at = Instant::now();
             }
             progress.published += events.len() as u64;
+            self.trouble.recovered(&self.store).await;
             if let Some(f) = &mut self.on_progress {
                 f(*progress);
             }
         }
     }
-
-    /// Takes or renews the lease; a store error counts as not holding it.
-    async fn hold(&self) -> bool {
-        match self.store.hold_lease(&self.name, &self.holder, self.lease_ttl).await {
-            Ok(held) => held,
-            Err(e) => {
-                tracing::warn!(relay = %self.name, error = %e, "relay cannot reach its lease");
-                false
-            }
-        }
-    }
 }
+
+/// The longest wait between tries of a failing store or broker.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl<L: Leases + ?Sized> Leases for std::sync::Arc<L> {
     fn hold_lease(
@@ -238,10 +305,4 @@ impl<L: Leases + ?Sized> Leases for std::sync::Arc<L> {
     fn release_lease(&self, name: &str, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).release_lease(name, holder)
     }
-}
-
-/// Sleeps `backoff`, then returns the next one: doubled, at most `max`.
-async fn pause(backoff: Duration, max: Duration) -> Duration {
-    tokio::time::sleep(backoff).await;
-    (backoff * 2).min(max)
 }

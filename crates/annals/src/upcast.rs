@@ -189,6 +189,23 @@ impl<S: crate::consume::Checkpoints> crate::consume::Checkpoints for Upcasting<S
     }
 }
 
+impl<S: crate::consume::HealthReports> crate::consume::HealthReports for Upcasting<S> {
+    fn set_health(
+        &self,
+        report: &crate::consume::HealthReport,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.inner.set_health(report)
+    }
+    fn clear_health(&self, component: &str) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.inner.clear_health(component)
+    }
+    fn list_health(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<crate::consume::HealthReport>, StoreError>> + Send {
+        self.inner.list_health()
+    }
+}
+
 impl<S: crate::relay::Leases> crate::relay::Leases for Upcasting<S> {
     fn hold_lease(
         &self,

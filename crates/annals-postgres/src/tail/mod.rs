@@ -22,8 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use annals::consume::Checkpoints;
+use annals::consume::{Backoff, Trouble};
 use annals::event::{from_micros, parse_stored_metadata};
-use annals::relay::{Leases, Publisher, RelayProgress};
+use annals::relay::{Leases, Publisher, RelayError, RelayProgress};
 use annals::{EventStore, ReadStream, RecordedEvent, StoreError, StreamId};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
 
@@ -63,7 +64,7 @@ pub async fn slots(store: &PostgresStore) -> Result<Vec<SlotStatus>, StoreError>
             &[&pattern],
         )
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(crate::error::db)?;
     Ok(rows
         .iter()
         .map(|r| SlotStatus {
@@ -158,13 +159,21 @@ impl<P: Publisher> TailRelay<P> {
         self
     }
 
-    /// Upcasts (if set up to) and publishes one batch.
-    async fn publish(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+    /// Upcasts (if set up to) and publishes one batch. A broker failure keeps its kind (a
+    /// transient one by default).
+    async fn publish(&self, events: Vec<RecordedEvent>) -> Result<(), RelayError> {
         let events = match &self.upcasters {
             Some(u) => events.into_iter().map(|e| u.upcast(e)).collect::<Result<Vec<_>, _>>()?,
             None => events,
         };
-        self.publisher.publish(&events).await.map_err(StoreError::backend)
+        self.publisher
+            .publish(&events)
+            .await
+            .map_err(|error| RelayError::Publish {
+                relay: self.name.clone(),
+                kind: annals::kind_of(error.as_ref()).unwrap_or(annals::ErrorKind::Unavailable),
+                error,
+            })
     }
 
     /// The lease's time to live.
@@ -174,25 +183,33 @@ impl<P: Publisher> TailRelay<P> {
     }
 
     /// Runs until `stop` completes: lease, publication and slot (created if missing), catch-up
-    /// from the cursor, then the slot's stream. Errors of the database or the broker are waited
-    /// out with a backoff, resuming from the slot.
+    /// from the cursor, then the slot's stream. Transient failures of the database or the
+    /// broker are waited out by the delivery policy (logged, in the `health` table as
+    /// `relay.<name>`), resuming from the slot; a permanent one (`wal_level` not `logical`, a
+    /// relay name that makes no slot name, a broker that refuses the stream) ends the run with
+    /// its error.
     pub async fn run(
         &mut self,
         stop: impl std::future::Future<Output = ()> + Send,
-    ) -> Result<RelayProgress, StoreError> {
+    ) -> Result<RelayProgress, RelayError> {
         let mut stop = std::pin::pin!(stop);
         let mut progress = RelayProgress::default();
-        let mut backoff = Duration::from_millis(100);
+        let mut trouble = Trouble::new(
+            format!("relay.{}", self.name),
+            Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+        );
         let result = loop {
             tokio::select! {
                 () = &mut stop => break Ok(progress),
                 ran = self.lead(&mut progress) => match ran {
-                    Ok(()) => backoff = Duration::from_millis(100),
-                    Err(e) => {
-                        tracing::warn!(relay = %self.name, error = %e, "log tailing stopped; resuming after {backoff:?}");
+                    Ok(()) => trouble.recovered(&self.store).await,
+                    Err(e) if e.kind().is_transient() => {
                         progress.retries += 1;
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        trouble.retry(&self.store, "tailing the transaction log", &e).await;
+                    }
+                    Err(e) => {
+                        trouble.stopped(&self.store, "tailing the transaction log", &e).await;
+                        break Err(e);
                     }
                 },
             }
@@ -209,8 +226,21 @@ impl<P: Publisher> TailRelay<P> {
     }
 
     /// One session: returns Ok when the lease was lost, Err when the stream or the broker failed.
-    async fn lead(&mut self, progress: &mut RelayProgress) -> Result<(), StoreError> {
+    async fn lead(&mut self, progress: &mut RelayProgress) -> Result<(), RelayError> {
         let renew_every = self.lease_ttl / 3;
+        // A name that makes no slot name is refused before the lease is even asked for.
+        let slot = slot_name(self.store.schema(), &self.name);
+        if !crate::schema::valid_schema_name(&slot) {
+            return Err(StoreError::misconfigured(
+                format!(
+                    "relay name {:?} makes an invalid replication slot name {slot:?}: use lower-case letters, digits \
+                     and _",
+                    self.name
+                ),
+                None,
+            )
+            .into());
+        }
         while !self.hold().await {
             tokio::time::sleep(renew_every).await;
         }
@@ -234,7 +264,7 @@ impl<P: Publisher> TailRelay<P> {
 
         let mut client = ReplicationClient::connect(self.replication_config(start)?)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(|e| StoreError::unavailable(format!("cannot start streaming from slot {slot}: {e}"), None))?;
         let mut relations: HashMap<u32, Relation> = HashMap::new();
         let mut txn = Transaction::default();
         let mut waiting = Waiting::default();
@@ -254,11 +284,15 @@ impl<P: Publisher> TailRelay<P> {
             }
             let event = tokio::time::timeout(renew_every, client.recv()).await;
             let Ok(event) = event else { continue };
-            match event.map_err(StoreError::backend)? {
-                None => return Err(StoreError::backend("the replication stream ended")),
+            let event =
+                event.map_err(|e| StoreError::unavailable(format!("the replication stream failed: {e}"), None))?;
+            match event {
+                None => return Err(StoreError::unavailable("the replication stream ended", None).into()),
                 Some(ReplicationEvent::Begin { .. }) => txn = Transaction::default(),
                 Some(ReplicationEvent::XLogData { data, .. }) => {
-                    match pgoutput::decode(&data).map_err(StoreError::backend)? {
+                    match pgoutput::decode(&data).map_err(|e| {
+                        StoreError::unavailable(format!("a replication message does not decode: {e}"), None)
+                    })? {
                         Message::Relation(oid, r) => {
                             relations.insert(oid, r);
                         }
@@ -304,7 +338,7 @@ impl<P: Publisher> TailRelay<P> {
                     }
                 }
                 Some(ReplicationEvent::StoppedAt { .. }) => {
-                    return Err(StoreError::backend("the replication stream stopped"));
+                    return Err(StoreError::unavailable("the replication stream stopped", None).into());
                 }
                 Some(ReplicationEvent::Message { .. }) => {}
             }
@@ -340,10 +374,13 @@ impl<P: Publisher> TailRelay<P> {
                     .read_stream(&id, ReadStream::from_version(first_version).limit(count as usize))
                     .await?;
                 if events.len() as u64 != count {
-                    return Err(StoreError::backend(format!(
-                        "log group {stream} v{first_version}+{count} has {} events in the store",
-                        events.len()
-                    )));
+                    return Err(StoreError::unavailable(
+                        format!(
+                            "log group {stream} v{first_version}+{count} has {} events in the store",
+                            events.len()
+                        ),
+                        None,
+                    ));
                 }
             }
             out.extend(events.into_iter().filter(|e| e.global_position > cursor));
@@ -353,15 +390,9 @@ impl<P: Publisher> TailRelay<P> {
 
     /// Creates the publication and this relay's slot if missing; returns where to stream from.
     async fn ensure_slot(&self) -> Result<Lsn, StoreError> {
-        let b = StoreError::backend;
+        let b = crate::error::db;
         let schema = self.store.schema();
         let (publication, slot) = (publication_name(schema), slot_name(schema, &self.name));
-        if !crate::schema::valid_schema_name(&slot) {
-            return Err(StoreError::backend(format!(
-                "relay name {:?} makes an invalid slot name {slot:?}: use lower-case letters, digits and _",
-                self.name
-            )));
-        }
         let client = self.store.client().await?;
         let exists = client
             .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
@@ -396,10 +427,16 @@ impl<P: Publisher> TailRelay<P> {
                     &[&slot],
                 )
                 .await
-                .map_err(b)?
+                .map_err(|e| {
+                    crate::error::in_context(
+                        b(e),
+                        "cannot create the replication slot (log tailing needs wal_level = logical: \
+                         ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)",
+                    )
+                })?
                 .get(0),
         };
-        Lsn::parse(&lsn).map_err(|e| StoreError::backend(format!("slot {slot}: bad LSN {lsn:?}: {e:?}")))
+        Lsn::parse(&lsn).map_err(|e| StoreError::misconfigured(format!("slot {slot}: bad LSN {lsn:?}: {e:?}"), None))
     }
 
     fn replication_config(&self, start: Lsn) -> Result<ReplicationConfig, StoreError> {
@@ -407,8 +444,9 @@ impl<P: Publisher> TailRelay<P> {
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => {
-                return Err(StoreError::backend(
+                return Err(StoreError::misconfigured(
                     "log tailing needs a TCP host in the PostgreSQL URL",
+                    None,
                 ));
             }
         };

@@ -30,7 +30,7 @@ fn first_sent(sent: &[RecordedEvent]) -> HashMap<String, Vec<u64>> {
 
 async fn run_until<S>(relay: &mut Relay<S, RecordingPublisher>, store: &S, position: u64)
 where
-    S: EventStore + Checkpoints + Leases + Clone,
+    S: EventStore + Checkpoints + Leases + crate::consume::HealthReports + Clone,
 {
     let cursor = relay.checkpoint_name();
     let store = store.clone();
@@ -52,7 +52,7 @@ where
 /// after acknowledgements, and a new relay resumes from that cursor.
 pub async fn relay_publishes_every_event_in_stream_order_across_failures<S>(store: S)
 where
-    S: EventStore + Checkpoints + Leases + Clone + 'static,
+    S: EventStore + Checkpoints + Leases + crate::consume::HealthReports + Clone + 'static,
 {
     for i in 0..20 {
         for s in ["relay-a", "relay-b", "relay-c"] {
@@ -141,7 +141,7 @@ pub async fn leases_admit_one_holder_until_expiry<S: Leases>(store: S) {
 /// publishes today's shape of an old event (its cursor and lease live in the inner store).
 pub async fn relayed_events_are_upcast<S>(store: S)
 where
-    S: EventStore + Checkpoints + Leases + Clone + 'static,
+    S: EventStore + Checkpoints + Leases + crate::consume::HealthReports + Clone + 'static,
 {
     let old = crate::event::NewEvent::from_value("Named", &serde_json::json!({ "name": "Ada Lovelace" }));
     store
