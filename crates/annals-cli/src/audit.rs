@@ -17,7 +17,7 @@ pub async fn run(store: &AnyStore, stream: &str, json: bool) -> anyhow::Result<(
     let id = StreamId::new(stream)?;
     let events = store.read_stream(&id, ReadStream::all()).await?;
     let Some(first) = events.first() else {
-        anyhow::bail!("stream `{stream}` does not exist");
+        return Err(crate::exit::not_found(format!("stream `{stream}` does not exist")));
     };
     let all = changes(&events);
     if !json {

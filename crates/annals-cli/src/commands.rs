@@ -6,7 +6,6 @@ use std::time::Duration;
 use annals::{
     EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, RecordedEvent, Repository, SnapshotPolicy, StreamId,
 };
-use anyhow::{Context, bail};
 use ftgo::order::Order;
 use serde_json::{Map, Value, json};
 
@@ -76,14 +75,22 @@ pub async fn history(
 ) -> anyhow::Result<()> {
     let id = StreamId::new(stream)?;
     let at_time = at_time
-        .map(|t| humantime::parse_rfc3339_weak(t).with_context(|| format!("--at-time {t:?} is not an RFC 3339 time")))
+        .map(|t| annals::time::parse_rfc3339(t).map_err(|e| crate::exit::invalid(format!("--at-time: {e}"))))
         .transpose()?;
+    // The log's head first: on PostgreSQL that gives positions to events committed a moment
+    // ago, so every event shown has its position.
+    store.head_position().await?;
     let all = store.read_stream(&id, ReadStream::all()).await?;
     let Some(first) = all.first() else {
-        bail!("stream `{stream}` does not exist")
+        return Err(crate::exit::not_found(format!("stream `{stream}` does not exist")));
     };
     let stream_type = first.stream_type.clone();
     let current = all.last().map_or(0, |e| e.version);
+    if let Some(v) = at_version.filter(|&v| v > current) {
+        return Err(crate::exit::invalid(format!(
+            "--at-version {v}: stream `{stream}` has {current} events"
+        )));
+    }
     let events: Vec<RecordedEvent> = all
         .into_iter()
         .take_while(|e| at_version.is_none_or(|v| e.version <= v) && at_time.is_none_or(|t| e.recorded_at <= t))
@@ -148,6 +155,8 @@ pub async fn events(store: &AnyStore, from: u64, limit: Option<usize>, follow: b
     } else {
         limit.unwrap_or(usize::MAX)
     };
+    // One signal listener for the whole run: a SIGTERM between two waits is not lost.
+    let mut shutdown = std::pin::pin!(crate::logging::shutdown());
     while left > 0 {
         let batch = store.read_all(after, left.min(1000)).await?;
         if let Some(last) = batch.last() {
@@ -160,7 +169,10 @@ pub async fn events(store: &AnyStore, from: u64, limit: Option<usize>, follow: b
         if !follow {
             break;
         }
-        store.wait_for_new(after, Duration::from_secs(30)).await?;
+        tokio::select! {
+            () = &mut shutdown => break,
+            waited = store.wait_for_new(after, Duration::from_secs(30)) => { waited?; }
+        }
     }
     Ok(())
 }
@@ -180,10 +192,11 @@ fn parse_expected(s: &str) -> anyhow::Result<ExpectedVersion> {
         "any" => ExpectedVersion::Any,
         "no-stream" => ExpectedVersion::NoStream,
         "exists" => ExpectedVersion::StreamExists,
-        n => ExpectedVersion::Exact(
-            n.parse()
-                .with_context(|| format!("--expected-version {n:?}: use a number, any, no-stream or exists"))?,
-        ),
+        n => ExpectedVersion::Exact(n.parse().map_err(|_| {
+            crate::exit::invalid(format!(
+                "--expected-version {n:?}: use a number, any, no-stream or exists"
+            ))
+        })?),
     })
 }
 
@@ -197,7 +210,12 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
             Some(e) => e.stream_type.clone(),
             None => match args.stream.split_once('-') {
                 Some((prefix, _)) if annals::ids::type_name_problem(prefix).is_none() => prefix.to_owned(),
-                _ => bail!("stream `{}` is new: say its type with --stream-type", args.stream),
+                _ => {
+                    return Err(crate::exit::invalid(format!(
+                        "stream `{}` is new: say its type with --stream-type",
+                        args.stream
+                    )));
+                }
             },
         },
     };
@@ -207,7 +225,7 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
     };
     metadata.extra.insert("source".into(), json!("annals-cli"));
     let event = NewEvent::from_json(&args.event_type, args.data)
-        .map_err(|e| anyhow::anyhow!("--data is not valid JSON: {e}"))?
+        .map_err(|e| crate::exit::invalid(format!("--data is not valid JSON: {e}")))?
         .with_metadata(metadata);
     let event_id = event.event_id;
     let out = store.append_to_stream(id, &stream_type, expected, vec![event]).await?;
@@ -244,15 +262,44 @@ pub async fn delete(
         ..annals::Metadata::default()
     };
     let done = match annals::delete_stream(store, &id, reason, &metadata).await? {
-        None => bail!("stream `{stream}` does not exist"),
+        None => return Err(crate::exit::not_found(format!("stream `{stream}` does not exist"))),
         Some(done) => done,
     };
     if json {
         out!("{}", json!({ "stream": stream, "deleted": true, "already": !done }));
     } else if done {
-        out!("{stream} deleted: its events stay; commands are refused and listings hide it");
+        out!(
+            "{stream} deleted: its events stay; appends and commands are refused (until `annals restore`) and listings hide it"
+        );
     } else {
         out!("{stream} was deleted already");
+    }
+    Ok(())
+}
+
+/// `annals restore STREAM --reason R`: brings back a stream deleted softly.
+pub async fn restore(
+    store: &AnyStore,
+    stream: &str,
+    reason: &str,
+    actor: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = StreamId::new(stream)?;
+    let metadata = annals::Metadata {
+        actor,
+        ..annals::Metadata::default()
+    };
+    let done = match annals::restore_stream(store, &id, reason, &metadata).await? {
+        None => return Err(crate::exit::not_found(format!("stream `{stream}` does not exist"))),
+        Some(done) => done,
+    };
+    if json {
+        out!("{}", json!({ "stream": stream, "restored": done }));
+    } else if done {
+        out!("{stream} restored: appends and commands are accepted again");
+    } else {
+        out!("{stream} was not deleted");
     }
     Ok(())
 }
@@ -268,9 +315,9 @@ pub async fn purge(
 ) -> anyhow::Result<()> {
     let id = StreamId::new(stream)?;
     if !yes {
-        bail!(
+        return Err(crate::exit::invalid(format!(
             "purging removes `{stream}`'s events for good; add --yes if that is what you want (a soft `annals delete` keeps them)"
-        );
+        )));
     }
     let metadata = annals::Metadata {
         actor,
@@ -278,7 +325,7 @@ pub async fn purge(
     };
     let removed = annals::purge::purge(store, &id, reason, &metadata).await?;
     if removed == 0 {
-        bail!("stream `{stream}` does not exist");
+        return Err(crate::exit::not_found(format!("stream `{stream}` does not exist")));
     }
     if json {
         out!("{}", json!({ "stream": stream, "purged_events": removed }));

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use annals::EventStore;
+use annals::consume::HealthReports as _;
 use annals::consume::{Consumer, DeadLetters, ParkedState, Progress, Runner};
 use annals_postgres::projection::PgProjector;
 use annals_sqlite::projection::SqliteProjector;
@@ -33,7 +34,10 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     if PROJECTIONS.contains(&name) {
         Ok(())
     } else {
-        anyhow::bail!("unknown projection {name:?}; known: {}", PROJECTIONS.join(", "))
+        Err(crate::exit::not_found(format!(
+            "unknown projection {name:?}; known: {}",
+            PROJECTIONS.join(", ")
+        )))
     }
 }
 
@@ -57,7 +61,9 @@ pub async fn projection(store: &AnyStore, name: &str, mode: Mode, batch: usize, 
             drive(store.clone(), p, mode, batch).await?
         }
         AnyStore::Memory(_) => {
-            anyhow::bail!("projections need a store that outlives the command: a SQLite file or PostgreSQL")
+            return Err(crate::exit::invalid(
+                "projections need a store that outlives the command: a SQLite file or PostgreSQL",
+            ));
         }
     };
     let secs = started.elapsed().as_secs_f64();
@@ -98,13 +104,7 @@ async fn drive<C: Consumer>(store: AnyStore, consumer: C, mode: Mode, batch: usi
         });
     let result = match mode {
         Mode::Rebuild | Mode::CatchUp => runner.run_until_caught_up().await,
-        Mode::Follow => {
-            runner
-                .run(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
-        }
+        Mode::Follow => runner.run(crate::logging::shutdown()).await,
     };
     bar.finish_and_clear();
     Ok(result?)
@@ -132,7 +132,7 @@ pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> any
                 .await
                 .map_err(|e| anyhow::anyhow!("{e} (has `annals projection run order-history` run yet?)"))?
         }
-        AnyStore::Memory(_) => anyhow::bail!("read models need a SQLite file or PostgreSQL"),
+        AnyStore::Memory(_) => return Err(crate::exit::invalid("read models need a SQLite file or PostgreSQL")),
     };
     if json {
         out!("{}", serde_json::to_string(&answer)?);
@@ -177,7 +177,18 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         AnyStore::Postgres(pg) => annals_postgres::activity::oldest_open_transaction(pg).await?,
         _ => None,
     };
+    // Components failing now: retrying (with the last error) or stopped.
+    let failing = store.list_health().await?;
     if json {
+        for h in &failing {
+            out!(
+                "{}",
+                json!({ "component": h.component, "health": h.state.as_str(),
+                        "kind": h.kind.map(annals::ErrorKind::as_str), "error": h.error,
+                        "since": output::time(h.since), "attempts": h.attempts,
+                        "last_try": output::time(h.updated_at) })
+            );
+        }
         if let Some(t) = &open {
             out!(
                 "{}",
@@ -202,6 +213,17 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     out!("log head: {head}");
+    for h in &failing {
+        out!(
+            "{} {} since {} ({} tries, last {}): {}",
+            h.component,
+            h.state.as_str().to_uppercase(),
+            output::time(h.since),
+            h.attempts,
+            output::time(h.updated_at),
+            h.error
+        );
+    }
     if all.is_empty() {
         out!("no consumers yet");
     }
@@ -274,7 +296,7 @@ pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyho
         ParkedAction::Skip { id } => (id, ParkedState::Skipped),
     };
     if !store.set_parked(id, state, None).await? {
-        anyhow::bail!("no parked message #{id}");
+        return Err(crate::exit::not_found(format!("no parked message #{id}")));
     }
     out!(
         "parked message #{id}: {}",

@@ -123,22 +123,6 @@ pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
     }
 }
 
-async fn stopped() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 async fn serve(store: AnyStore, service: Service, options: NatsOptions, lease: Duration) -> anyhow::Result<()> {
     let name = service.name();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -153,7 +137,7 @@ async fn serve(store: AnyStore, service: Service, options: NatsOptions, lease: D
         options.url, options.stream, options.subject_prefix
     );
     let signal = tokio::spawn(async move {
-        stopped().await;
+        crate::logging::shutdown().await;
         let _ = stop_tx.send(true);
     });
     let outcome = over_nats::serve(store, service, options, lease, stop).await;

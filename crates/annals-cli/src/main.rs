@@ -9,7 +9,9 @@ mod commands;
 mod consumers;
 mod demo;
 mod demo_saga;
+mod exit;
 mod ftgo_services;
+mod logging;
 mod output;
 mod relay;
 mod sagas;
@@ -20,7 +22,18 @@ use clap::{Parser, Subcommand};
 
 /// Event sourcing for Rust services: inspect and operate an annals event store.
 #[derive(Parser)]
-#[command(name = "annals", version, about)]
+#[command(
+    name = "annals",
+    version,
+    about,
+    after_long_help = "Exit codes: 0 success; 1 other failure; 2 usage (an unknown option, a missing argument); \
+3 conflict (the stream moved on, was deleted, has another type); 4 not found; 5 invalid input (nothing \
+was changed); 6 unavailable (the database or broker cannot be reached now: retry later); 7 misconfigured \
+(a bad URL, a missing database, a server setting); 8 corrupt stored data. With --json an error is one \
+JSON object on stderr: {\"error\":{\"kind\":…,\"message\":…}}.\n\n\
+Logs go to stderr: warnings by default, -v for progress, -vv for detail, -q for errors only, \
+RUST_LOG to choose per module, --log-format json for machines."
+)]
 struct Cli {
     /// The store: a SQLite file path (created if missing), a PostgreSQL URL
     /// (`postgres://user@host:5432/db`), or `memory:`.
@@ -32,6 +45,15 @@ struct Cli {
     /// Print JSON (one object per line for lists) instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// More log lines on stderr (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Errors only on stderr's log (warnings are shown by default).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// How log lines are written.
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,7 +101,8 @@ enum Command {
         yes: bool,
     },
     /// Delete an aggregate softly: its stream keeps every event and ends with a `StreamDeleted`
-    /// event; later commands are refused and listings hide it.
+    /// event; later appends and commands are refused (until `annals restore`) and listings hide
+    /// it.
     Delete {
         /// The stream id.
         stream: String,
@@ -87,6 +110,18 @@ enum Command {
         #[arg(long)]
         reason: String,
         /// Who is deleting (stored in the metadata).
+        #[arg(long, env = "USER")]
+        actor: Option<String>,
+    },
+    /// Bring back a stream deleted softly: appends a `StreamRestored` event, after which appends
+    /// and commands are accepted again.
+    Restore {
+        /// The stream id.
+        stream: String,
+        /// Why (stored in the restore event).
+        #[arg(long)]
+        reason: String,
+        /// Who is restoring (stored in the metadata).
         #[arg(long, env = "USER")]
         actor: Option<String>,
     },
@@ -206,6 +241,8 @@ enum ProjectionAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet, cli.log_format);
+    let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -219,32 +256,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", error_report(&e));
-            let conflict = e
-                .downcast_ref::<annals::StoreError>()
-                .is_some_and(annals::StoreError::is_conflict);
-            ExitCode::from(if conflict { 2 } else { 1 })
-        }
+        Err(e) => ExitCode::from(exit::report(&e, json)),
     }
-}
-
-/// `e` and its causes, outermost first, joined by ": ", leaving out a cause whose text the report
-/// already holds (a wrapper that prints its source, as `StoreError::Backend` and the database
-/// driver's errors do, would otherwise repeat it: "db error: db error: ERROR: …").
-fn error_report(e: &anyhow::Error) -> String {
-    let mut report = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if report.contains(&text) {
-            continue;
-        }
-        if !report.is_empty() {
-            report.push_str(": ");
-        }
-        report.push_str(&text);
-    }
-    report
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -265,6 +278,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             yes,
         } => commands::purge(&store, &stream, &reason, actor, yes, cli.json).await,
         Command::Delete { stream, reason, actor } => commands::delete(&store, &stream, &reason, actor, cli.json).await,
+        Command::Restore { stream, reason, actor } => {
+            commands::restore(&store, &stream, &reason, actor, cli.json).await
+        }
         Command::History {
             stream,
             at_version,
@@ -314,23 +330,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Parked { action } => consumers::parked(&store, action, cli.json).await,
         Command::Relay(args) => relay::run(store, args).await,
         Command::Ftgo { action } => ftgo_services::run(store, action).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::error_report;
-
-    #[test]
-    fn an_error_report_names_each_cause_once() {
-        let io = std::io::Error::other("disk full");
-        let store = annals::StoreError::backend(io);
-        let e = anyhow::Error::new(store).context("appending to order-1");
-        assert_eq!(
-            error_report(&e),
-            "appending to order-1: storage backend error: disk full"
-        );
-        let plain = anyhow::anyhow!("no such stream").context("history of order-9");
-        assert_eq!(error_report(&plain), "history of order-9: no such stream");
     }
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use annals::EventStore;
-use annals::consume::Checkpoints;
+use annals::consume::{Backoff, Checkpoints, Trouble};
 use annals::relay::Relay;
 use annals_nats::{NatsOptions, NatsPublisher};
 use annals_postgres::tail::TailRelay;
@@ -12,7 +12,19 @@ use crate::backend::AnyStore;
 
 /// Where to publish and how.
 #[derive(clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_long_help = "With --source tail the relay creates a logical replication slot \
+annals_<schema>_<name> and a publication annals_<schema> in PostgreSQL. They stay when the relay \
+stops, so it resumes where it was; while they stay, the server keeps the WAL the slot has not \
+confirmed. `annals relay drop-slot --name NAME` removes them once that relay is retired.\n\n\
+Failures: a broker or database that cannot be reached is retried with backoff, each try logged \
+and shown by `annals status`; a bad URL, an unknown host, a server without JetStream or \
+wal_level below logical stops the relay at once with what to fix (exit code 7)."
+)]
 pub struct RelayArgs {
+    #[command(subcommand)]
+    action: Option<RelayAction>,
     /// The NATS server.
     #[arg(long, env = "ANNALS_NATS", default_value = "nats://127.0.0.1:4222")]
     nats: String,
@@ -34,11 +46,28 @@ pub struct RelayArgs {
     /// Stop once the log's head at start is published.
     #[arg(long)]
     until_caught_up: bool,
+    /// Give up connecting to the broker after this long (exit code 6). Default: keep trying
+    /// (each try logged), or 30s with --until-caught-up.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    give_up_after: Option<Duration>,
     /// Where events come from: `poll` reads the global log (SQLite and PostgreSQL); `tail`
     /// streams PostgreSQL's transaction log through a logical replication slot
     /// `annals_<schema>_<name>` (needs wal_level=logical).
     #[arg(long, value_enum, default_value_t = Source::Poll)]
     source: Source,
+}
+
+/// Relay maintenance.
+#[derive(clap::Subcommand)]
+pub enum RelayAction {
+    /// Drop a relay's replication slot (so PostgreSQL stops keeping WAL for it) and, when no
+    /// other relay of the store has one, the store's publication. Refused while a relay streams
+    /// from the slot. The relay's cursor stays.
+    DropSlot {
+        /// The relay's name.
+        #[arg(long, default_value = "main")]
+        name: String,
+    },
 }
 
 /// The relay's source.
@@ -51,18 +80,18 @@ pub enum Source {
 }
 
 pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
+    if let Some(RelayAction::DropSlot { name }) = &args.action {
+        return drop_slot(&store, name).await;
+    }
     let options = NatsOptions::new(&args.nats).with_names(&args.stream, &args.prefix);
-    // The broker may be down: wait for it, with a doubling backoff.
-    let mut wait = Duration::from_millis(100);
-    let publisher = loop {
-        match NatsPublisher::connect(&options).await {
-            Ok(p) => break p,
-            Err(e) => {
-                eprintln!("relay: {e}; retrying in {wait:?}");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
+    // One listener for the whole run: a signal while connecting stops it too.
+    let mut shutdown = std::pin::pin!(crate::logging::shutdown());
+    let give_up = args
+        .give_up_after
+        .or(args.until_caught_up.then_some(Duration::from_secs(30)));
+    let publisher = tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        connected = connect(&store, &options, &args.name, give_up) => connected?,
     };
     let head = store.head_position().await?;
     let cursor_name = format!("relay.{}", args.name);
@@ -82,7 +111,8 @@ pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
         args.stream,
         args.prefix
     );
-    // Stops on Ctrl-C, or once the head at start is published; shows progress every second.
+    // Stops on Ctrl-C or SIGTERM, or once the head at start is published; shows progress every
+    // second.
     let monitor_store = store.clone();
     let until = args.until_caught_up;
     let stop = async move {
@@ -109,7 +139,7 @@ pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            () = shutdown => {}
             () = monitor => {}
         }
     };
@@ -127,11 +157,78 @@ pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
                 .run(stop)
                 .await?
         }
-        (Source::Tail, _) => anyhow::bail!("--source tail needs a PostgreSQL store (--db postgres://…)"),
+        (Source::Tail, _) => {
+            return Err(crate::exit::invalid(
+                "--source tail needs a PostgreSQL store (--db postgres://…)",
+            ));
+        }
     };
     eprintln!(
         "relay: stopped at position {} ({} published this run, {} retries)",
         progress.position, progress.published, progress.retries
     );
+    Ok(())
+}
+
+/// Connects to the broker: a transient failure (nothing listening, a timeout) is retried with
+/// backoff, each try logged and shown by `annals status` as `relay.<name>`, until `give_up`
+/// passes; any other (a bad URL, an unknown host, JetStream off) is returned at once.
+async fn connect(
+    store: &AnyStore,
+    options: &NatsOptions,
+    name: &str,
+    give_up: Option<Duration>,
+) -> anyhow::Result<NatsPublisher> {
+    let started = Instant::now();
+    let mut trouble = Trouble::new(
+        format!("relay.{name}"),
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+    );
+    loop {
+        match NatsPublisher::connect(options).await {
+            Ok(publisher) => {
+                trouble.recovered(store).await;
+                return Ok(publisher);
+            }
+            Err(e) if e.kind().is_transient() && give_up.is_none_or(|d| started.elapsed() < d) => {
+                trouble.retry(store, "connecting to NATS", &e).await;
+            }
+            Err(e) => {
+                let transient = e.kind().is_transient();
+                trouble.stopped(store, "connecting to NATS", &e).await;
+                let e = anyhow::Error::new(e);
+                return Err(if transient {
+                    e.context(format!(
+                        "gave up after {} tries in {:.0?}",
+                        trouble.attempts(),
+                        started.elapsed()
+                    ))
+                } else {
+                    e
+                });
+            }
+        }
+    }
+}
+
+/// `annals relay drop-slot`.
+async fn drop_slot(store: &AnyStore, name: &str) -> anyhow::Result<()> {
+    let AnyStore::Postgres(store) = store else {
+        return Err(crate::exit::invalid(
+            "relay slots exist on PostgreSQL only (--db postgres://…)",
+        ));
+    };
+    let dropped = annals_postgres::tail::drop_slot(store, name).await?;
+    match (&dropped.slot, &dropped.publication) {
+        (None, None) => eprintln!("relay {name}: no slot to drop"),
+        (slot, publication) => {
+            if let Some(slot) = slot {
+                eprintln!("dropped replication slot {slot}");
+            }
+            if let Some(publication) = publication {
+                eprintln!("dropped publication {publication} (no relay slot of this schema is left)");
+            }
+        }
+    }
     Ok(())
 }

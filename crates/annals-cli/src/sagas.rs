@@ -32,10 +32,15 @@ pub enum SagaAction {
 pub async fn load(store: &AnyStore, id: &StreamId) -> anyhow::Result<SagaSummary> {
     let events = store.read_stream(id, ReadStream::all()).await?;
     let Some(first) = events.first() else {
-        anyhow::bail!("no saga `{id}`: the stream does not exist");
+        return Err(crate::exit::not_found(format!(
+            "no saga `{id}`: the stream does not exist"
+        )));
     };
     if first.stream_type != SAGA_STREAM_TYPE {
-        anyhow::bail!("stream `{id}` is of type {}, not a saga", first.stream_type);
+        return Err(crate::exit::invalid(format!(
+            "stream `{id}` is of type {}, not a saga",
+            first.stream_type
+        )));
     }
     Ok(summarize(&events)?)
 }

@@ -168,7 +168,7 @@ fn append_checks_versions_and_refuses_bad_input(db: &Db) {
         "--expected-version",
         "no-stream",
     ]);
-    assert_eq!(conflict.status.code(), Some(2), "a conflict exits with 2");
+    assert_eq!(conflict.status.code(), Some(3), "a conflict exits with 3");
     let err = String::from_utf8_lossy(&conflict.stderr);
     assert!(
         err.contains("note-1") && err.contains("expected no stream") && err.contains("actual version 1"),
@@ -216,7 +216,7 @@ fn append_checks_versions_and_refuses_bad_input(db: &Db) {
         (vec!["append", "lonely", "--type", "X", "--data", "{}"], "--stream-type"),
     ] {
         let out = db.run(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(5), "invalid input exits with 5: {args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(needle),
             "{args:?}: {}",

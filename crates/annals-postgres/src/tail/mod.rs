@@ -75,6 +75,88 @@ pub async fn slots(store: &PostgresStore) -> Result<Vec<SlotStatus>, StoreError>
         .collect())
 }
 
+/// What [`drop_slot`] removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    /// The slot, if it existed.
+    pub slot: Option<String>,
+    /// The schema's publication, if it existed and no other relay's slot needed it.
+    pub publication: Option<String>,
+}
+
+/// Drops relay `name`'s replication slot (so the server stops keeping WAL for it) and, once no
+/// other relay of the store has a slot, the store's publication. A slot a relay is streaming
+/// from is refused (a [`Conflict`](annals::ErrorKind::Conflict): stop that relay first). The
+/// relay's cursor stays: a polling relay of the same name goes on from it, a tailing one creates
+/// a new slot.
+pub async fn drop_slot(store: &PostgresStore, name: &str) -> Result<Dropped, annals::Failure> {
+    let b = |e| {
+        let e = crate::error::db(e);
+        annals::Failure::new(e.kind(), e.to_string()).with_source(e)
+    };
+    let schema = store.schema();
+    let (publication, slot) = (publication_name(schema), slot_name(schema, name));
+    let client = store
+        .client()
+        .await
+        .map_err(|e| annals::Failure::new(e.kind(), e.to_string()).with_source(e))?;
+    let row = client
+        .query_opt(
+            "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(b)?;
+    let dropped_slot = match row {
+        Some(r) if r.try_get::<_, bool>(0).map_err(b)? => {
+            let pid: Option<i32> = r.try_get(1).map_err(b)?;
+            return Err(annals::Failure::new(
+                annals::ErrorKind::Conflict,
+                format!(
+                    "slot {slot} is in use by a running relay (server process {}): stop that relay first",
+                    pid.unwrap_or(0)
+                ),
+            ));
+        }
+        Some(_) => {
+            client
+                .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                .await
+                .map_err(b)?;
+            Some(slot)
+        }
+        None => None,
+    };
+    let pattern = format!("annals\\_{schema}\\_%");
+    let others: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1",
+            &[&pattern],
+        )
+        .await
+        .map_err(b)?
+        .try_get(0)
+        .map_err(b)?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
+        .await
+        .map_err(b)?
+        .is_some();
+    let dropped_publication = if exists && others == 0 {
+        client
+            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}"))
+            .await
+            .map_err(b)?;
+        Some(publication)
+    } else {
+        None
+    };
+    Ok(Dropped {
+        slot: dropped_slot,
+        publication: dropped_publication,
+    })
+}
+
 /// Publishes the store's events by tailing its transaction log; see the module docs.
 pub struct TailRelay<P> {
     store: PostgresStore,
