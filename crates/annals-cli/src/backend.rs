@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use annals::consume::{Checkpoint, Checkpoints, DeadLetters, HealthReport, HealthReports, Parked, ParkedState};
 use annals::{
     AppendOutcome, EventStore, MemoryStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
@@ -26,6 +24,7 @@ pub enum AnyStore {
 impl AnyStore {
     /// Opens what `db` names: `memory:`, a `postgres://` URL (tables in `pg_schema`) or a SQLite
     /// file path.
+    /// The errors name the file or server (never a URL's password) and have the store's kind.
     pub async fn open(db: &str, pg_schema: &str) -> anyhow::Result<Self> {
         if db == "memory:" {
             return Ok(Self::Memory(Default::default()));
@@ -35,17 +34,22 @@ impl AnyStore {
                 schema: pg_schema.to_owned(),
                 ..PostgresOptions::default()
             };
-            return Ok(Self::Postgres(
-                PostgresStore::connect_with(db, options)
-                    .await
-                    .with_context(|| format!("cannot open {db}"))?,
-            ));
+            return Ok(Self::Postgres(PostgresStore::connect_with(db, options).await?));
         }
-        Ok(Self::Sqlite(
-            SqliteStore::open(db)
-                .await
-                .with_context(|| format!("cannot open {db}"))?,
-        ))
+        if db.trim().is_empty() {
+            return Err(annals::Failure::misconfigured(
+                "--db is empty: give a SQLite file path, a postgres:// URL or memory:",
+            )
+            .into());
+        }
+        if let Some((scheme, _)) = db.split_once("://") {
+            return Err(annals::Failure::misconfigured(format!(
+                "--db: annals keeps events in a SQLite file (a path), PostgreSQL (postgres://…) or memory:, \
+                 not {scheme}://"
+            ))
+            .into());
+        }
+        Ok(Self::Sqlite(SqliteStore::open(db).await?))
     }
 }
 

@@ -14,6 +14,10 @@ pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
     let Some(server) = e.as_db_error() else {
         // No answer from the server: the connection broke, was closed, or never opened.
         let reason = format!("PostgreSQL connection failed: {}", with_cause(&e));
+        // A host name that does not resolve is a wrong URL far more often than a DNS outage.
+        if reason.contains("failed to lookup address") {
+            return StoreError::misconfigured(format!("{reason} (check the host in the URL)"), Some(Box::new(e)));
+        }
         return StoreError::unavailable(reason, Some(Box::new(e)));
     };
     let code = server.code().code();

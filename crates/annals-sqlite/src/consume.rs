@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::SqliteStore;
 
 fn b(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
+    crate::error::db(e)
 }
 
 /// Stores a checkpoint inside an open transaction (projections call it with their own writes).

@@ -14,6 +14,7 @@
 //! reader waits.
 
 pub mod consume;
+mod error;
 pub mod projection;
 mod read;
 pub mod schema;
@@ -105,12 +106,13 @@ impl SqliteStore {
         let (conn, head) = tokio::task::spawn_blocking(move || open_writer(&p, &options).map(|c| (c, options)))
             .await
             .map_err(StoreError::backend)?
-            .map_err(StoreError::backend)
+            .map_err(error::db)
             .and_then(|(mut conn, options)| {
-                schema::migrate(&mut conn).map_err(StoreError::backend)?;
+                schema::migrate(&mut conn).map_err(error::db)?;
                 let head = read_head(&conn)?;
                 Ok(((conn, options), head))
-            })?;
+            })
+            .map_err(|e| error::opening(e, &path))?;
         let (conn, options) = conn;
         let head = watch::Sender::new(head);
         let writer = Arc::new(writer::Writer::new(conn, head.clone(), options.max_group));
@@ -232,7 +234,7 @@ fn read_head(conn: &Connection) -> Result<u64, StoreError> {
     conn.prepare_cached("SELECT COALESCE(MAX(global_position), 0) FROM events")
         .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
         .map(|h| h as u64)
-        .map_err(StoreError::backend)
+        .map_err(crate::error::db)
 }
 
 /// The newest snapshot of a stream at or before `until`, of `schema_version` if given.
@@ -260,7 +262,7 @@ fn snapshot_query(
             })
             .optional()
         })
-        .map_err(StoreError::backend)?;
+        .map_err(crate::error::db)?;
     let Some((version, schema_version, state, taken_at)) = row else {
         return Ok(None);
     };
@@ -415,7 +417,7 @@ impl EventStore for SqliteStore {
                     "SELECT stream_id, stream_type, version, updated_at FROM streams
                      WHERE stream_id > ?1 AND deleted_at IS NULL ORDER BY stream_id LIMIT ?2",
                 )
-                .map_err(StoreError::backend)?;
+                .map_err(crate::error::db)?;
             let rows = stmt
                 .query_map(params![after, limit], |r| {
                     Ok((
@@ -425,10 +427,10 @@ impl EventStore for SqliteStore {
                         r.get::<_, i64>(3)?,
                     ))
                 })
-                .map_err(StoreError::backend)?;
+                .map_err(crate::error::db)?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, stream_type, version, updated_at) = row.map_err(StoreError::backend)?;
+                let (id, stream_type, version, updated_at) = row.map_err(crate::error::db)?;
                 let stream_id = StreamId::new(id.clone()).map_err(|_| StoreError::Corrupt {
                     stream: id,
                     version: version as u64,

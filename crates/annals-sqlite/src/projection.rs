@@ -74,7 +74,7 @@ impl<P: SqliteProjection> SqliteProjector<P> {
                 p.reset(tx).map_err(StoreError::backend)?;
                 p.setup(tx).map_err(StoreError::backend)?;
                 tx.execute("DELETE FROM checkpoints WHERE name = ?1", [&name])
-                    .map_err(StoreError::backend)?;
+                    .map_err(crate::error::db)?;
                 Ok(())
             })
             .await

@@ -53,10 +53,10 @@ impl ReaderPool {
                     &self.path,
                     OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )
-                .map_err(StoreError::backend)?;
+                .map_err(crate::error::db)?;
                 c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
                     .and_then(|()| crate::stable_plans(&c))
-                    .map_err(StoreError::backend)?;
+                    .map_err(crate::error::db)?;
                 c
             }
         };
@@ -81,7 +81,7 @@ fn text(row: &Row<'_>, i: usize) -> Result<Option<String>, rusqlite::Error> {
 /// column of the wrong type or shape: a row written outside annals) is [`StoreError::Corrupt`],
 /// naming its stream, version and global position as far as they can be read.
 pub(crate) fn decode_row(row: &Row<'_>, open: Option<&PayloadOpener>) -> Result<RecordedEvent, StoreError> {
-    let b = StoreError::backend;
+    let b = crate::error::db;
     // The rowid: always an integer.
     let position = row.get::<_, i64>(0).map_err(b)?;
     let stream = text(row, 1).map_err(b)?.unwrap_or_default();
@@ -138,10 +138,10 @@ pub(crate) fn query_events(
     params: impl rusqlite::Params,
     open: Option<&PayloadOpener>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(StoreError::backend)?;
-    let mut rows = stmt.query(params).map_err(StoreError::backend)?;
+    let mut stmt = conn.prepare_cached(sql).map_err(crate::error::db)?;
+    let mut rows = stmt.query(params).map_err(crate::error::db)?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(StoreError::backend)? {
+    while let Some(row) = rows.next().map_err(crate::error::db)? {
         out.push(decode_row(row, open)?);
     }
     Ok(out)

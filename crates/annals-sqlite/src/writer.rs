@@ -132,9 +132,9 @@ impl Writer {
             let mut conn = lock(&self.conn);
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(StoreError::backend)?;
+                .map_err(crate::error::db)?;
             match f(&tx) {
-                Ok(v) => tx.commit().map(|()| v).map_err(|e| StoreError::backend(e).into()),
+                Ok(v) => tx.commit().map(|()| v).map_err(|e| crate::error::db(e).into()),
                 Err(e) => Err(e),
             }
         })();
@@ -153,9 +153,11 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>, head: &watch::Sender<u64
     let results = match write_group(conn, &group) {
         Ok(results) => results,
         Err(e) => {
-            let msg = e.to_string();
+            // Every member gets the group's failure, of its kind (a read-only file is not
+            // transient, a busy one is).
+            let e = crate::error::db(e);
             let _ = conn.execute_batch("ROLLBACK");
-            group.iter().map(|_| Err(StoreError::backend(msg.clone()))).collect()
+            group.iter().map(|_| Err(crate::error::copy(&e))).collect()
         }
     };
     if let Some(max) = results
