@@ -553,17 +553,27 @@ impl<P: Publisher> TailRelay<P> {
     }
 }
 
+/// A replicated row that does not decode: corrupt data (the relay stops there, saying so).
+fn replicated(reason: String) -> StoreError {
+    StoreError::Corrupt {
+        stream: String::new(),
+        version: 0,
+        reason,
+        position: None,
+    }
+}
+
 fn column<'a>(row: &HashMap<&str, Option<&'a str>>, name: &str) -> Result<&'a str, StoreError> {
     row.get(name)
         .copied()
         .flatten()
-        .ok_or_else(|| StoreError::backend(format!("replicated row has no {name}")))
+        .ok_or_else(|| replicated(format!("a replicated row has no {name}")))
 }
 
 fn number<T: std::str::FromStr>(row: &HashMap<&str, Option<&str>>, name: &str) -> Result<T, StoreError> {
     let text = column(row, name)?;
     text.parse()
-        .map_err(|_| StoreError::backend(format!("replicated {name} is not a number: {text:?}")))
+        .map_err(|_| replicated(format!("a replicated {name} is not a number: {text:?}")))
 }
 
 /// An `events` insert as an event (its position comes from `log` later).
@@ -571,14 +581,14 @@ fn event_of(row: &HashMap<&str, Option<&str>>) -> Result<RecordedEvent, StoreErr
     let stream_id = StreamId::new(column(row, "stream_id")?)?;
     let version: u64 = number(row, "version")?;
     let payload = serde_json::value::RawValue::from_string(column(row, "payload")?.to_owned())
-        .map_err(|e| StoreError::backend(format!("replicated payload of {stream_id} v{version}: {e}")))?;
+        .map_err(|e| replicated(format!("the replicated payload of {stream_id} v{version}: {e}")))?;
     Ok(RecordedEvent {
         global_position: 0,
         stream_type: column(row, "stream_type")?.to_owned(),
         version,
         event_id: column(row, "event_id")?
             .parse()
-            .map_err(|e| StoreError::backend(format!("replicated event_id: {e}")))?,
+            .map_err(|e| replicated(format!("a replicated event_id: {e}")))?,
         event_type: column(row, "event_type")?.to_owned(),
         schema_version: number(row, "schema_version")?,
         payload,

@@ -97,9 +97,10 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
                 return Ok(outcome);
             }
         }
-        Err(StoreError::backend(format!(
-            "other writers created this append's subjects' keys {RACES} times in a row"
-        )))
+        Err(StoreError::unavailable(
+            format!("other writers created this append's subjects' keys {RACES} times in a row"),
+            None,
+        ))
     }
 }
 

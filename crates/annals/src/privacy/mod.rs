@@ -189,16 +189,33 @@ impl<S: EventStore, K: KeyStore> Shredding<S, K> {
     /// The plain bytes of a data key, opened with the master key that wrapped it.
     fn unwrap_bytes(&self, wrapped: &WrappedKey) -> Result<Vec<u8>, StoreError> {
         let master = self.masters.iter().find(|m| m.id == wrapped.master_id).ok_or_else(|| {
-            StoreError::backend(format!("no master key `{}` to unwrap a data key", wrapped.master_id))
+            StoreError::misconfigured(
+                format!(
+                    "no master key `{}` to unwrap a data key: give it to Shredding (as the current or an older key)",
+                    wrapped.master_id
+                ),
+                None,
+            )
         })?;
-        open(&master.cipher, &wrapped.bytes)
-            .ok_or_else(|| StoreError::backend(format!("a data key does not open with master key `{}`", master.id)))
+        open(&master.cipher, &wrapped.bytes).ok_or_else(|| {
+            StoreError::misconfigured(
+                format!(
+                    "a data key does not open with master key `{}`: its bytes are not the ones that wrapped it",
+                    master.id
+                ),
+                None,
+            )
+        })
     }
 
     fn unwrap_key(&self, wrapped: &WrappedKey) -> Result<Aes256Gcm, StoreError> {
         let bytes = self.unwrap_bytes(wrapped)?;
-        let key = Key::<Aes256Gcm>::try_from(bytes.as_slice())
-            .map_err(|_| StoreError::backend("a data key is not 32 bytes"))?;
+        let key = Key::<Aes256Gcm>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt {
+            stream: String::new(),
+            version: 0,
+            reason: "a stored data key is not 32 bytes".into(),
+            position: None,
+        })?;
         Ok(Aes256Gcm::new(&key))
     }
 

@@ -18,8 +18,12 @@ pub async fn pseudonym<K: KeyStore>(keys: &K, value: &str) -> Result<uuid::Uuid,
         bytes: uuid::Uuid::now_v7().as_bytes().to_vec(),
     };
     let stored = keys.create_key(&name, fresh).await?;
-    uuid::Uuid::from_slice(&stored.bytes)
-        .map_err(|_| StoreError::backend(format!("pseudonym of `{value}` is not a UUID")))
+    uuid::Uuid::from_slice(&stored.bytes).map_err(|_| StoreError::Corrupt {
+        stream: String::new(),
+        version: 0,
+        reason: format!("the stored pseudonym of `{value}` is not a UUID"),
+        position: None,
+    })
 }
 
 /// The value behind pseudonym `id`, while its mapping exists.
