@@ -300,11 +300,10 @@ impl<P: Publisher> TailRelay<P> {
         result
     }
 
-    async fn hold(&self) -> bool {
-        self.store
-            .hold_lease(&self.name, &self.holder, self.lease_ttl)
-            .await
-            .unwrap_or(false)
+    /// Takes or renews the lease; a store failure is the session's failure (retried by `run`
+    /// if transient, and shown), not a silent "not held".
+    async fn hold(&self) -> Result<bool, StoreError> {
+        self.store.hold_lease(&self.name, &self.holder, self.lease_ttl).await
     }
 
     /// One session: returns Ok when the lease was lost, Err when the stream or the broker failed.
@@ -323,7 +322,7 @@ impl<P: Publisher> TailRelay<P> {
             )
             .into());
         }
-        while !self.hold().await {
+        while !self.hold().await? {
             tokio::time::sleep(renew_every).await;
         }
         let start = self.ensure_slot().await?;
@@ -354,7 +353,7 @@ impl<P: Publisher> TailRelay<P> {
         let schema = self.store.schema().to_owned();
         loop {
             if renewed.elapsed() >= renew_every {
-                if !self.hold().await {
+                if !self.hold().await? {
                     let _ = client.shutdown().await;
                     return Ok(());
                 }
