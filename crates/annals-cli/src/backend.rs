@@ -10,6 +10,30 @@ use annals::{
 use annals_postgres::{PostgresOptions, PostgresStore};
 use annals_sqlite::SqliteStore;
 
+/// `db` with the password of a URL (`scheme://user:password@host…`) replaced by `***`: what every
+/// message, hint and log line shows of a store.
+pub fn redact(db: &str) -> String {
+    let Some((scheme, rest)) = db.split_once("://") else {
+        return db.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return db.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => db.to_owned(),
+    }
+}
+
+/// What a command needs of the store it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reading only.
+    Read,
+    /// Reading and writing.
+    Write,
+}
+
 /// Every backend the CLI can open.
 #[derive(Clone)]
 pub enum AnyStore {
@@ -25,7 +49,7 @@ impl AnyStore {
     /// Opens what `db` names: `memory:`, a `postgres://` URL (tables in `pg_schema`) or a SQLite
     /// file path.
     /// The errors name the file or server (never a URL's password) and have the store's kind.
-    pub async fn open(db: &str, pg_schema: &str) -> anyhow::Result<Self> {
+    pub async fn open(db: &str, pg_schema: &str, _access: Access) -> anyhow::Result<Self> {
         if db == "memory:" {
             return Ok(Self::Memory(Default::default()));
         }
@@ -181,5 +205,19 @@ impl DeadLetters for AnyStore {
     }
     async fn set_parked(&self, id: u64, state: ParkedState, error: Option<&str>) -> Result<bool, StoreError> {
         dispatch!(self, s => s.set_parked(id, state, error).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgresql://u:p:q@h/db"), "postgresql://u:***@h/db");
+        assert_eq!(redact("./annals.db"), "./annals.db");
+        assert_eq!(redact("memory:"), "memory:");
     }
 }

@@ -3,10 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use annals::{
-    EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, RecordedEvent, Repository, SnapshotPolicy, StreamId,
-};
-use ftgo::order::Order;
+use annals::{EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, RecordedEvent, StreamId};
 use serde_json::{Map, Value, json};
 
 use crate::backend::AnyStore;
@@ -68,6 +65,7 @@ fn generic_state(events: &[RecordedEvent]) -> anyhow::Result<Value> {
 /// Shows a stream's history and state, now or as of a version or time.
 pub async fn history(
     store: &AnyStore,
+    registry: &crate::Registry,
     stream: &str,
     at_version: Option<u64>,
     at_time: Option<&str>,
@@ -95,20 +93,19 @@ pub async fn history(
         .into_iter()
         .take_while(|e| at_version.is_none_or(|v| e.version <= v) && at_time.is_none_or(|t| e.recorded_at <= t))
         .collect();
-    let (state, how) = if stream_type == <Order as annals::Aggregate>::STREAM_TYPE {
-        // The domain aggregate, loaded the way the service loads it (snapshots included).
-        let repo = Repository::<Order, _>::new(store.clone()).with_snapshots(SnapshotPolicy::Never);
-        let loaded = match (at_version, at_time) {
-            (_, Some(t)) => repo.load_at_time(&id, t).await?,
-            (Some(v), None) => repo.load_at_version(&id, v).await?,
-            (None, None) => repo.load(&id).await?,
-        };
-        (serde_json::to_value(loaded.state)?, "ftgo Order aggregate")
-    } else {
-        (
-            generic_state(&events)?,
+    // A fold the application registered for this stream type, else the generic view. A
+    // deletion or restore event is bookkeeping, not the aggregate's: left out of the fold.
+    let domain: Vec<RecordedEvent> = events
+        .iter()
+        .filter(|e| e.event_type != annals::DELETED_EVENT && e.event_type != annals::RESTORED_EVENT)
+        .cloned()
+        .collect();
+    let (state, how) = match registry.fold_of(&stream_type) {
+        Some((fold, name)) => (fold(&domain)?, name),
+        None => (
+            generic_state(&domain)?,
             "generic fold: the fields of every payload merged in order",
-        )
+        ),
     };
     let version = events.last().map_or(0, |e| e.version);
     if json {
@@ -179,11 +176,17 @@ pub async fn events(store: &AnyStore, from: u64, limit: Option<usize>, follow: b
 
 /// What `annals append` was given.
 pub struct AppendArgs {
+    /// The stream id.
     pub stream: String,
+    /// The event type.
     pub event_type: String,
+    /// The payload, as JSON text.
     pub data: String,
+    /// `any`, `no-stream`, `exists` or a version.
     pub expected_version: String,
+    /// The stream type, if given.
     pub stream_type: Option<String>,
+    /// Who appends.
     pub actor: Option<String>,
 }
 

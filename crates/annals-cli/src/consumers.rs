@@ -1,160 +1,16 @@
-//! Commands for the read side: running and rebuilding projections, querying the order-history
-//! read model, consumer status and parked messages.
+//! Commands for consumers: their status (checkpoints, lag, parked messages, failing components)
+//! and parked messages.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use annals::EventStore;
 use annals::consume::HealthReports as _;
-use annals::consume::{Consumer, DeadLetters, ParkedState, Progress, Runner};
-use annals_postgres::projection::PgProjector;
-use annals_sqlite::projection::SqliteProjector;
-use ftgo::order_history;
-use indicatif::{ProgressBar, ProgressStyle};
+use annals::consume::{DeadLetters, ParkedState};
 use serde_json::json;
 
 use crate::backend::AnyStore;
 use crate::output;
 use crate::output::out;
-
-/// The projections this binary knows, by name.
-pub const PROJECTIONS: &[&str] = &[order_history::NAME];
-
-/// What to do with a projection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Drop the read model and replay the whole log into it, with a progress bar.
-    Rebuild,
-    /// Handle what is in the log now, then stop.
-    CatchUp,
-    /// Catch up, then follow new events until interrupted (Ctrl-C).
-    Follow,
-}
-
-fn check_name(name: &str) -> anyhow::Result<()> {
-    if PROJECTIONS.contains(&name) {
-        Ok(())
-    } else {
-        Err(crate::exit::not_found(format!(
-            "unknown projection {name:?}; known: {}",
-            PROJECTIONS.join(", ")
-        )))
-    }
-}
-
-/// `annals projection run|rebuild NAME`.
-pub async fn projection(store: &AnyStore, name: &str, mode: Mode, batch: usize, json: bool) -> anyhow::Result<()> {
-    check_name(name)?;
-    let started = Instant::now();
-    let progress = match store {
-        AnyStore::Sqlite(s) => {
-            let p = SqliteProjector::new(s.clone(), order_history::sqlite::OrderHistory).await?;
-            if mode == Mode::Rebuild {
-                p.reset().await?;
-            }
-            drive(store.clone(), p, mode, batch).await?
-        }
-        AnyStore::Postgres(s) => {
-            let p = PgProjector::new(s.clone(), order_history::postgres::OrderHistory).await?;
-            if mode == Mode::Rebuild {
-                p.reset().await?;
-            }
-            drive(store.clone(), p, mode, batch).await?
-        }
-        AnyStore::Memory(_) => {
-            return Err(crate::exit::invalid(
-                "projections need a store that outlives the command: a SQLite file or PostgreSQL",
-            ));
-        }
-    };
-    let secs = started.elapsed().as_secs_f64();
-    let rate = progress.handled as f64 / secs.max(1e-9);
-    if json {
-        out!(
-            "{}",
-            json!({ "projection": name, "position": progress.position, "handled": progress.handled,
-                    "parked": progress.parked, "seconds": secs, "events_per_second": rate })
-        );
-    } else {
-        out!(
-            "{name}: at position {}, {} events handled, {} parked, in {secs:.2} s ({rate:.0} events/s)",
-            progress.position,
-            progress.handled,
-            progress.parked
-        );
-    }
-    Ok(())
-}
-
-async fn drive<C: Consumer>(store: AnyStore, consumer: C, mode: Mode, batch: usize) -> anyhow::Result<Progress> {
-    let start = consumer_checkpoint(&store, consumer.name()).await?;
-    let head = store.head_position().await?;
-    let bar = ProgressBar::new(head.saturating_sub(start));
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} events  {per_sec}  ETA {eta}  {msg}")?
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(consumer.name().to_owned());
-    let tick = bar.clone();
-    let mut runner = Runner::new(store, consumer)
-        .with_batch(batch)
-        .only_stream_types(["Order"])
-        .on_progress(move |position, head| {
-            tick.set_length(head.saturating_sub(start));
-            tick.set_position(position.saturating_sub(start));
-        });
-    let result = match mode {
-        Mode::Rebuild | Mode::CatchUp => runner.run_until_caught_up().await,
-        Mode::Follow => runner.run(crate::logging::shutdown()).await,
-    };
-    bar.finish_and_clear();
-    Ok(result?)
-}
-
-async fn consumer_checkpoint(store: &AnyStore, name: &str) -> anyhow::Result<u64> {
-    use annals::consume::Checkpoints;
-    Ok(store.load_checkpoint(name).await?.unwrap_or(0))
-}
-
-/// `annals orders [--consumer ID]`: the order-history read model.
-pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let answer = match store {
-        AnyStore::Sqlite(s) => {
-            let consumer = consumer.map(str::to_owned);
-            s.read_with(move |conn| {
-                order_history::sqlite::orders_of(conn, consumer.as_deref()).map_err(annals::StoreError::backend)
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e} (has `annals projection run order-history` run yet?)"))?
-        }
-        AnyStore::Postgres(s) => {
-            let client = s.client().await?;
-            order_history::postgres::orders_of(&**client, consumer)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e} (has `annals projection run order-history` run yet?)"))?
-        }
-        AnyStore::Memory(_) => return Err(crate::exit::invalid("read models need a SQLite file or PostgreSQL")),
-    };
-    if json {
-        out!("{}", serde_json::to_string(&answer)?);
-        return Ok(());
-    }
-    for o in &answer.orders {
-        out!(
-            "{:<40} {:<14} {:<18} {:>8.2}  {} lines",
-            o.order_id,
-            o.consumer_id,
-            order_history::state_name(o.state),
-            o.total_cents as f64 / 100.0,
-            o.line_items
-        );
-    }
-    out!(
-        "{} orders; open total {:.2}",
-        answer.orders.len(),
-        answer.open_total_cents as f64 / 100.0
-    );
-    Ok(())
-}
 
 /// `annals status`: every consumer's checkpoint, lag and parked messages.
 pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 /// `println!` that stops the process quietly when stdout is closed (`annals events | head`),
 /// instead of panicking.
+#[macro_export]
 macro_rules! out {
     () => {{
         use std::io::Write as _;
@@ -18,7 +19,7 @@ macro_rules! out {
         }
     }};
 }
-pub(crate) use out;
+pub use crate::out;
 
 /// Ends the process after a failed write to stdout: quietly (success) if the reader went away,
 /// with an error otherwise.

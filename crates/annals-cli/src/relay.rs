@@ -79,6 +79,7 @@ pub enum Source {
     Tail,
 }
 
+/// `annals relay …`: runs the relay (or a maintenance action) on `store`.
 pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
     if let Some(RelayAction::DropSlot { name }) = &args.action {
         return drop_slot(&store, name).await;

@@ -1,8 +1,9 @@
-//! The `annals` binary end to end: demo, streams, history, events, append, sagas. Every test body runs
-//! on a SQLite file and on PostgreSQL (a fresh schema of the `test` database on 127.0.0.1:5432).
+//! The generic `annals` binary end to end: streams, history, events, append, from several
+//! processes. Every test body runs on a SQLite file and on PostgreSQL (a fresh schema of the
+//! `test` database on 127.0.0.1:5432). (The FTGO demo, read model and sagas are tested with the
+//! `ftgo` binary, in `examples/ftgo/tests/cli.rs`.)
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -34,11 +35,6 @@ impl Db {
             schema: Some(schema),
             _dir: None,
         }
-    }
-
-    /// The SQLite file, if this is SQLite.
-    fn file(&self) -> Option<&Path> {
-        self._dir.as_ref().map(|_| Path::new(&self.url))
     }
 
     fn command(&self) -> Command {
@@ -78,12 +74,9 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
-    demo_creates_the_store_and_tells_the_story,
     append_checks_versions_and_refuses_bad_input,
     events_follow_streams_appends_from_another_process,
     several_processes_append_to_one_store,
-    read_side_projection_status_and_parked_messages,
-    saga_demo_show_and_status,
 );
 
 fn stdout(o: &Output) -> String {
@@ -95,55 +88,6 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect()
-}
-
-fn demo_creates_the_store_and_tells_the_story(db: &Db) {
-    let out = db.run(&["demo"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = stdout(&out);
-    for needle in [
-        "creates order-",
-        "approves it",
-        "revises it",
-        "wrong expected version",
-        "cancels it",
-        "rejected command",
-        "time travel",
-    ] {
-        assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
-    }
-    if let Some(file) = db.file() {
-        assert!(file.exists());
-    }
-    let streams = json_lines(&db.run(&["streams", "--json"]));
-    assert_eq!(streams.len(), 1);
-    assert_eq!(streams[0]["stream_type"], "Order");
-    assert_eq!(streams[0]["version"], 5);
-    let id = streams[0]["stream_id"].as_str().unwrap().to_owned();
-
-    let then = db.run(&["history", &id, "--at-version", "2", "--json"]);
-    let then: serde_json::Value = serde_json::from_slice(&then.stdout).unwrap();
-    assert_eq!(then["state"]["state"], "APPROVED");
-    assert_eq!(then["version"], 2);
-    assert_eq!(then["current_version"], 5);
-    assert_eq!(then["events"].as_array().unwrap().len(), 2);
-    let now = db.run(&["history", &id]);
-    assert!(stdout(&now).contains("\"state\": \"CANCELLED\""), "{}", stdout(&now));
-    let before = db.run(&["history", &id, "--at-time", "2000-01-01T00:00:00Z", "--json"]);
-    let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
-    assert_eq!(before["version"], 0);
-    assert_eq!(before["state"]["state"], "NEW");
-
-    // The demo can run again on the same file: a second order.
-    assert!(db.run(&["demo"]).status.success());
-    assert_eq!(json_lines(&db.run(&["streams", "--json"])).len(), 2);
-    let events = json_lines(&db.run(&["events", "--from", "1", "--json"]));
-    assert_eq!(events.len(), 10);
-    assert!(
-        events
-            .windows(2)
-            .all(|w| w[0]["global_position"].as_u64() < w[1]["global_position"].as_u64())
-    );
 }
 
 fn append_checks_versions_and_refuses_bad_input(db: &Db) {
@@ -319,175 +263,4 @@ fn several_processes_append_to_one_store(db: &Db) {
         assert_eq!(e["version"], i as u64 + 1, "versions are gap-free across processes");
         assert_eq!(e["global_position"], i as u64 + 1);
     }
-}
-
-fn read_side_projection_status_and_parked_messages(db: &Db) {
-    for _ in 0..2 {
-        assert!(db.run(&["demo"]).status.success());
-    }
-    // An Order event the read model cannot read: parked after its retries.
-    let bad = db.run(&[
-        "append",
-        "order-broken",
-        "--type",
-        "OrderCreated",
-        "--data",
-        r#"{"nonsense":true}"#,
-        "--stream-type",
-        "Order",
-    ]);
-    assert!(bad.status.success(), "{}", String::from_utf8_lossy(&bad.stderr));
-
-    let rebuilt = db.run(&["projection", "rebuild", "order-history", "--json"]);
-    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
-    let summary = &json_lines(&rebuilt)[0];
-    assert_eq!(
-        (summary["position"].as_u64(), summary["handled"].as_u64()),
-        (Some(11), Some(10))
-    );
-    assert_eq!(summary["parked"], 1);
-
-    let orders = &json_lines(&db.run(&["orders", "--consumer", "consumer-42", "--json"]))[0];
-    let rows = orders["orders"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|o| o["state"] == "CANCELLED" && o["events"] == 5));
-    assert_eq!(orders["open_total_cents"], 0);
-    assert!(stdout(&db.run(&["orders"])).contains("2 orders"));
-
-    let status = &json_lines(&db.run(&["status", "--json"]))[0];
-    assert_eq!(status["consumer"], "order-history");
-    assert_eq!(
-        (status["position"].as_u64(), status["lag_events"].as_u64()),
-        (Some(11), Some(0))
-    );
-    assert_eq!(status["parked"], 1);
-    // New events show as lag until the projection runs.
-    assert!(db.run(&["demo"]).status.success());
-    let status = &json_lines(&db.run(&["status", "--json"]))[0];
-    assert_eq!(status["lag_events"], 5);
-    assert!(status["lag_seconds"].as_f64().unwrap() >= 0.0);
-    assert!(stdout(&db.run(&["status"])).contains("order-history"));
-
-    let parked = json_lines(&db.run(&["parked", "list", "--json"]));
-    assert_eq!(parked.len(), 1);
-    assert_eq!(parked[0]["stream_id"], "order-broken");
-    assert_eq!(parked[0]["state"], "parked");
-    let id = parked[0]["id"].as_u64().unwrap().to_string();
-    // A retry that fails again goes back to parked, with one more attempt.
-    assert!(db.run(&["parked", "retry", &id]).status.success());
-    assert!(db.run(&["projection", "run", "order-history"]).status.success());
-    let again = &json_lines(&db.run(&["parked", "list", "--json"]))[0];
-    assert_eq!(again["state"], "parked");
-    assert_eq!(
-        again["attempts"].as_u64(),
-        parked[0]["attempts"].as_u64().map(|a| a + 1)
-    );
-    assert!(db.run(&["parked", "skip", &id]).status.success());
-    assert_eq!(
-        json_lines(&db.run(&["parked", "list", "--json"]))[0]["state"],
-        "skipped"
-    );
-    assert_eq!(json_lines(&db.run(&["status", "--json"]))[0]["parked"], 0);
-    let missing = db.run(&["parked", "skip", "999"]);
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no parked message #999"));
-    let unknown = db.run(&["projection", "rebuild", "nope"]);
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("known: order-history"));
-}
-
-fn saga_demo_show_and_status(db: &Db) {
-    let out = db.run(&["demo", "saga"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = stdout(&out);
-    for line in [
-        "-> kitchen    CreateTicket",
-        "<- accounting FAILURE Failure",
-        "-> kitchen    CancelCreateTicket  (compensation)",
-        "saga ended: compensated",
-    ] {
-        assert!(text.contains(line), "demo output lacks {line:?}:\n{text}");
-    }
-    assert_eq!(text.matches("saga ended: succeeded").count(), 1, "{text}");
-    assert!(text.contains("Approved, ticket AwaitingAcceptance"), "{text}");
-    assert!(text.contains("Rejected, no ticket"), "{text}");
-    assert!(text.contains("Rejected, ticket Cancelled"), "{text}");
-
-    let list = json_lines(&db.run(&["saga", "list", "--json"]));
-    assert_eq!(list.len(), 3);
-    let statuses: Vec<_> = list.iter().map(|s| s["status"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| *s == "Compensated").count(),
-        2,
-        "{statuses:?}"
-    );
-    let declined = list
-        .iter()
-        .find(|s| s["failure"].as_str().is_some_and(|f| f.starts_with("card declined")))
-        .expect("the declined order's saga");
-    let id = declined["saga"].as_str().unwrap();
-    let show = db.run(&["saga", "show", id, "--json"]);
-    assert!(show.status.success());
-    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
-    let timeline: Vec<&str> = shown["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect();
-    assert_eq!(timeline.first(), Some(&"SagaStarted"));
-    assert_eq!(timeline.last(), Some(&"SagaCompleted"));
-    assert_eq!(
-        timeline.iter().filter(|t| **t == "CommandIssued").count(),
-        5,
-        "{timeline:?}"
-    );
-    let text = stdout(&db.run(&["saga", "show", id]));
-    assert!(
-        text.contains("undo 3 create ticket: CancelCreateTicket -> kitchen"),
-        "{text}"
-    );
-
-    let status = stdout(&db.run(&["status"]));
-    assert!(
-        status.contains("sagas: 3 (0 running, 1 succeeded, 2 compensated, 0 failed)"),
-        "{status}"
-    );
-    // The audit trail of the approved order: created by its consumer, approved by the order
-    // service because of the saga's ApproveOrder command, all in the saga's correlation.
-    let happy = list.iter().find(|s| s["status"] == "Succeeded").unwrap()["saga"]
-        .as_str()
-        .unwrap();
-    let order = happy.trim_start_matches("create-order~");
-    let audit = json_lines(&db.run(&["audit", order, "--json"]));
-    assert_eq!(audit.len(), 2, "{audit:?}");
-    assert!(audit[0]["actor"].as_str().unwrap().starts_with("alice-"));
-    assert_eq!(audit[0]["events"][0]["event_type"], "OrderCreated");
-    assert_eq!(
-        (audit[1]["actor"].as_str(), audit[1]["events"][0]["event_type"].as_str()),
-        (Some("order-service"), Some("OrderApproved"))
-    );
-    let saga_changes = json_lines(&db.run(&["audit", happy, "--json"]));
-    let approve = saga_changes
-        .iter()
-        .flat_map(|c| c["events"].as_array().unwrap().iter())
-        .find(|e| e["event_type"] == "CommandIssued" && e["data"]["command_type"] == "ApproveOrder")
-        .unwrap();
-    assert_eq!(
-        audit[1]["causation_id"], approve["event_id"],
-        "caused by the saga's command"
-    );
-    assert_eq!(audit[0]["correlation_id"], audit[1]["correlation_id"]);
-    assert!(
-        saga_changes
-            .iter()
-            .all(|c| c["correlation_id"] == audit[0]["correlation_id"])
-    );
-    let text = stdout(&db.run(&["audit", order]));
-    assert!(
-        text.contains("2 changes, 2 events") && text.contains("by order-service"),
-        "{text}"
-    );
-    let missing = db.run(&["saga", "show", "no-such-saga"]);
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no saga `no-such-saga`"));
 }

@@ -18,7 +18,25 @@ fn text(o: &Output) -> String {
 }
 
 fn soft_delete(db: &[&str]) {
-    text(&run(db, &["demo"]));
+    for (t, data) in [
+        ("OrderCreated", r#"{"total":1}"#),
+        ("OrderApproved", "{}"),
+        ("OrderRevised", r#"{"total":2}"#),
+    ] {
+        text(&run(
+            db,
+            &[
+                "append",
+                "order-1",
+                "--type",
+                t,
+                "--data",
+                data,
+                "--stream-type",
+                "Order",
+            ],
+        ));
+    }
     let listed = text(&run(db, &["streams", "--json"]));
     let first: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
     let order = first["stream_id"].as_str().unwrap().to_owned();

@@ -17,7 +17,7 @@ use crate::consume::{load_checkpoint_in, save_checkpoint_in};
 
 /// A read model kept in the store's SQLite file.
 pub trait SqliteProjection: Send + 'static {
-    /// Its name: the checkpoint's key and what `annals projection rebuild` calls it.
+    /// Its name: the checkpoint's key and what a projection command (`ftgo projection rebuild`) calls it.
     fn name(&self) -> &str;
     /// Creates its tables if missing.
     fn setup(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError>;

@@ -1,6 +1,6 @@
 //! One FTGO service over NATS JetStream: its relay publishes its store's events (commands and
 //! replies included) and its durable consumers feed its participant (saga commands) and, for the
-//! order service, the Create Order saga's orchestrator (replies). `annals ftgo serve` runs this
+//! order service, the Create Order saga's orchestrator (replies). `ftgo serve` runs this
 //! in its own process, one per service, each on its own store.
 
 use std::future::Future;

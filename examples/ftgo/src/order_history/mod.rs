@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::order::{OrderEvent, OrderState};
 
-/// The projection's name (its checkpoint's key; `annals projection rebuild order-history`).
+/// The projection's name (its checkpoint's key; `ftgo projection rebuild order-history`).
 pub const NAME: &str = "order-history";
 
 /// One row of the read model.

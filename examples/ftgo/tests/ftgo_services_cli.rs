@@ -1,4 +1,4 @@
-//! FTGO as four service processes (`annals ftgo serve`), each with its own PostgreSQL schema,
+//! FTGO as four service processes (`ftgo serve`), each with its own PostgreSQL schema,
 //! relaying its events to NATS JetStream and consuming commands or replies from it:
 //! - the three Create Order scenarios, driven with the CLI as the README shows;
 //! - the crash test: the order service (the saga's orchestrator) is killed with SIGKILL twice
@@ -58,7 +58,7 @@ impl System {
     }
 
     fn annals(&self, service: &str) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_annals"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ftgo"));
         c.args(["--db", &url(), "--pg-schema", &self.schemas[service]]);
         c
     }
@@ -77,7 +77,7 @@ impl System {
             .unwrap();
         let child = self
             .annals(service)
-            .args(["ftgo", "serve", service, "--nats", NATS, "--lease", "1s"])
+            .args(["serve", service, "--nats", NATS, "--lease", "1s"])
             .args([
                 "--stream",
                 &format!("S{}", self.tag),
@@ -192,33 +192,17 @@ async fn four_service_processes_run_the_create_order_saga_over_postgres_and_nats
     for s in SERVICES {
         sys.serve(s);
     }
-    sys.cli("consumer", &["ftgo", "add-consumer", "alice"]);
-    sys.cli("accounting", &["ftgo", "open-account", "alice", "--card-limit", "2000"]);
+    sys.cli("consumer", &["add-consumer", "alice"]);
+    sys.cli("accounting", &["open-account", "alice", "--card-limit", "2000"]);
     sys.cli(
         "order",
-        &[
-            "ftgo",
-            "place-order",
-            "o-happy",
-            "--consumer",
-            "alice",
-            "--quantity",
-            "1",
-        ],
+        &["place-order", "o-happy", "--consumer", "alice", "--quantity", "1"],
     );
     sys.cli(
         "order",
-        &[
-            "ftgo",
-            "place-order",
-            "o-declined",
-            "--consumer",
-            "alice",
-            "--quantity",
-            "4",
-        ],
+        &["place-order", "o-declined", "--consumer", "alice", "--quantity", "4"],
     );
-    sys.cli("order", &["ftgo", "place-order", "o-unknown", "--consumer", "mallory"]);
+    sys.cli("order", &["place-order", "o-unknown", "--consumer", "mallory"]);
     let ids: Vec<StreamId> = ["o-happy", "o-declined", "o-unknown"]
         .iter()
         .map(|o| saga_id(o).unwrap())
@@ -270,13 +254,13 @@ async fn killing_the_orchestrator_mid_saga_leaves_no_saga_stuck_and_no_command_a
     let meta = Metadata::by("test");
     for i in 0..20 {
         let id = format!("rich-{i}");
-        sys.cli("consumer", &["ftgo", "add-consumer", &id]);
-        sys.cli("accounting", &["ftgo", "open-account", &id]);
+        sys.cli("consumer", &["add-consumer", &id]);
+        sys.cli("accounting", &["open-account", &id]);
     }
     for i in 0..3 {
         let id = format!("poor-{i}");
-        sys.cli("consumer", &["ftgo", "add-consumer", &id]);
-        sys.cli("accounting", &["ftgo", "open-account", &id, "--card-limit", "100"]);
+        sys.cli("consumer", &["add-consumer", &id]);
+        sys.cli("accounting", &["open-account", &id, "--card-limit", "100"]);
     }
     for s in SERVICES {
         sys.serve(s);

@@ -1,4 +1,4 @@
-//! `annals demo saga`: FTGO's Create Order saga in one process on the embedded store. The four
+//! `ftgo demo saga`: FTGO's Create Order saga in one process on the embedded store. The four
 //! services and the orchestrator run as subscriptions and talk only through events; every
 //! command, reply and domain event is printed as it is committed.
 
@@ -12,8 +12,8 @@ use ftgo::kitchen::Ticket;
 use ftgo::order::{LineItem, Order};
 use ftgo::services::OrderService;
 
-use crate::backend::AnyStore;
-use crate::output::out;
+use annals_cli::backend::AnyStore;
+use annals_cli::output::out;
 
 fn euros(cents: i64) -> String {
     format!("{}.{:02} EUR", cents / 100, cents % 100)
@@ -83,11 +83,12 @@ async fn follow(store: &AnyStore, mut from: u64, saga: &StreamId) -> anyhow::Res
     }
 }
 
-/// Runs the saga demo against `store` (opened from `db`).
-pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
+/// Runs the saga demo against `store` (opened from `global`'s `--db`).
+pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result<()> {
+    let db = global.shown_db();
     let run = uuid::Uuid::now_v7().simple().to_string();
     let tag = &run[run.len() - 6..];
-    out!("annals demo saga: FTGO's Create Order saga, stored as events in {db}");
+    out!("ftgo demo saga: FTGO's Create Order saga, stored as events in {db}");
     out!("The order, consumer, kitchen and accounting services and the saga's orchestrator run in");
     out!("this process as subscriptions; they talk only through events (commands and replies).\n");
     let (alice, bob) = (format!("alice-{tag}"), format!("bob-{tag}"));
@@ -144,7 +145,9 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
         );
     }
     services.stop().await.map_err(|e| anyhow::anyhow!(e))?;
-    out!("Every saga is an event-sourced aggregate: see one with");
-    out!("  annals --db {db} saga show {}", saga_id(&format!("order-{tag}-3"))?);
+    if let Some(store) = global.store_args() {
+        out!("Every saga is an event-sourced aggregate: see one with");
+        out!("  ftgo {store} saga show {}", saga_id(&format!("order-{tag}-3"))?);
+    }
     Ok(())
 }

@@ -12,7 +12,7 @@ use ftgo::order::{LineItem, Order, OrderCommand};
 use ftgo::services::OrderService;
 
 fn annals(db: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_annals"))
+    let out = Command::new(env!("CARGO_BIN_EXE_ftgo"))
         .arg("--db")
         .arg(db)
         .args(args)

@@ -1,23 +1,24 @@
-//! `annals demo`: an FTGO order's life on the embedded store, printed step by step.
+//! `ftgo demo`: an FTGO order's life on the embedded store, printed step by step.
 
 use annals::{EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, SnapshotPolicy, StreamId};
 use ftgo::order::{LineItem, Order, OrderCommand, OrderEvent};
 
-use crate::backend::AnyStore;
-use crate::output::event_line;
-use crate::output::out;
+use annals_cli::backend::AnyStore;
+use annals_cli::output::event_line;
+use annals_cli::output::out;
 
 fn euros(cents: i64) -> String {
     format!("{}.{:02} EUR", cents / 100, cents % 100)
 }
 
-/// Runs the demo against `store` (opened from `db`).
-pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
+/// Runs the demo against `store` (opened from `global`'s `--db`).
+pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result<()> {
+    let db = global.shown_db();
     let repo = Repository::<Order, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(4));
     let short = uuid::Uuid::now_v7().simple().to_string();
     let id = StreamId::new(format!("order-{}", &short[short.len() - 8..]))?;
     let head_before = store.head_position().await?;
-    out!("annals demo: the life of one FTGO order, stored as events in {db}\n");
+    out!("ftgo demo: the life of one FTGO order, stored as events in {db}\n");
 
     let consumer = Metadata::by("consumer-42");
     let lines = vec![
@@ -125,7 +126,12 @@ pub async fn run(store: AnyStore, db: &str) -> anyhow::Result<()> {
     for e in store.read_all(head_before, 100).await? {
         out!("  {}", event_line(&e));
     }
-    out!("\nnext: annals --db {db} history {id} --at-version 2");
-    out!("      annals --db {db} events --follow");
+    match global.store_args() {
+        Some(store) => {
+            out!("\nnext: ftgo {store} history {id} --at-version 2");
+            out!("      ftgo {store} events --follow");
+        }
+        None => out!("\n(the store lived in memory: run the demo on a file or PostgreSQL to look around after it)"),
+    }
     Ok(())
 }

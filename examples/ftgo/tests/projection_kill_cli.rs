@@ -20,7 +20,7 @@ struct Target {
 
 impl Target {
     fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_annals"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ftgo"));
         c.args(&self.args);
         c
     }

@@ -1,4 +1,4 @@
-//! `annals ftgo …`: FTGO as separate service processes over PostgreSQL (or SQLite) and NATS
+//! `ftgo serve|add-consumer|open-account|place-order`: FTGO as separate service processes over PostgreSQL (or SQLite) and NATS
 //! JetStream. Each service has its own store (`--db`/`--pg-schema`); `serve` runs
 //! [`ftgo::over_nats::serve`] until Ctrl-C or SIGTERM: its relay and its durable consumers.
 
@@ -10,10 +10,10 @@ use ftgo::order::LineItem;
 use ftgo::over_nats::{self, Service};
 use ftgo::services::{AccountingService, ConsumerService, OrderService};
 
-use crate::backend::AnyStore;
-use crate::output::out;
+use annals_cli::backend::AnyStore;
+use annals_cli::output::out;
 
-/// `annals ftgo …`.
+/// `ftgo serve|add-consumer|open-account|place-order`.
 #[derive(clap::Subcommand)]
 pub enum FtgoAction {
     /// Run one service until Ctrl-C or SIGTERM: its relay to NATS and its consumers.
@@ -68,7 +68,7 @@ pub enum FtgoAction {
     },
 }
 
-/// `annals ftgo …` on the service store `store`.
+/// `ftgo serve|add-consumer|open-account|place-order` on the service store `store`.
 pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
     let meta = Metadata::by("ftgo-cli");
     match action {
@@ -137,7 +137,7 @@ async fn serve(store: AnyStore, service: Service, options: NatsOptions, lease: D
         options.url, options.stream, options.subject_prefix
     );
     let signal = tokio::spawn(async move {
-        crate::logging::shutdown().await;
+        annals_cli::logging::shutdown().await;
         let _ = stop_tx.send(true);
     });
     let outcome = over_nats::serve(store, service, options, lease, stop).await;
