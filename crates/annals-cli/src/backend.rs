@@ -8,7 +8,7 @@ use annals::{
     StreamInfo,
 };
 use annals_postgres::{PostgresOptions, PostgresStore};
-use annals_sqlite::SqliteStore;
+use annals_sqlite::{SqliteOptions, SqliteStore};
 
 /// `db` with the password of a URL (`scheme://user:password@host…`) replaced by `***`: what every
 /// message, hint and log line shows of a store.
@@ -25,13 +25,18 @@ pub fn redact(db: &str) -> String {
     }
 }
 
-/// What a command needs of the store it opens.
+/// What a command needs of the store it opens. No command but [`Access::Create`] makes a store:
+/// a typo in `--db` or `--pg-schema` is an error naming the store, not a new empty one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Reading only.
+    /// Reading only: the store must exist; SQLite is opened read-only (no lock, no migration: it
+    /// never waits on a writer, and reads a file it may not write).
     Read,
-    /// Reading and writing.
+    /// Reading and writing an existing store (upgraded to this version's schema if older).
     Write,
+    /// Writing, creating the store if there is none (saying so on stderr): `init`, `append`, the
+    /// demos, services.
+    Create,
 }
 
 /// Every backend the CLI can open.
@@ -49,16 +54,25 @@ impl AnyStore {
     /// Opens what `db` names: `memory:`, a `postgres://` URL (tables in `pg_schema`) or a SQLite
     /// file path.
     /// The errors name the file or server (never a URL's password) and have the store's kind.
-    pub async fn open(db: &str, pg_schema: &str, _access: Access) -> anyhow::Result<Self> {
+    pub async fn open(db: &str, pg_schema: &str, access: Access) -> anyhow::Result<Self> {
         if db == "memory:" {
             return Ok(Self::Memory(Default::default()));
         }
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             let options = PostgresOptions {
                 schema: pg_schema.to_owned(),
+                create: access == Access::Create,
+                read_only: access == Access::Read,
                 ..PostgresOptions::default()
             };
-            return Ok(Self::Postgres(PostgresStore::connect_with(db, options).await?));
+            let store = PostgresStore::connect_with(db, options).await?;
+            if store.created() {
+                eprintln!(
+                    "note: created a new annals store in schema `{pg_schema}` of {}",
+                    redact(db)
+                );
+            }
+            return Ok(Self::Postgres(store));
         }
         if db.trim().is_empty() {
             return Err(annals::Failure::misconfigured(
@@ -73,7 +87,18 @@ impl AnyStore {
             ))
             .into());
         }
-        Ok(Self::Sqlite(SqliteStore::open(db).await?))
+        let path = std::path::Path::new(db);
+        let new = !path.exists();
+        let options = SqliteOptions {
+            create: access == Access::Create,
+            read_only: access == Access::Read,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(db, options).await?;
+        if new {
+            eprintln!("note: created a new annals store at {db}");
+        }
+        Ok(Self::Sqlite(store))
     }
 }
 

@@ -102,6 +102,9 @@ impl Registry {
 /// The generic commands: they work on any annals store, with no domain code.
 #[derive(Subcommand)]
 pub enum Command {
+    /// Create the store (`--db`, `--pg-schema`) if there is none, or upgrade it to this version's
+    /// schema; says which. Reading commands never create a store; `append` creates one, saying so.
+    Init,
     /// List streams with their type and version.
     Streams {
         /// Only streams of this type.
@@ -233,11 +236,30 @@ pub enum Command {
     Relay(relay::RelayArgs),
 }
 
+impl Command {
+    /// What the command needs of its store: reading commands open it read-only, and only `init`
+    /// and `append` may create one.
+    pub fn access(&self) -> Access {
+        match self {
+            Self::Init | Self::Append { .. } => Access::Create,
+            Self::Streams { .. }
+            | Self::History { .. }
+            | Self::Audit { .. }
+            | Self::Events { .. }
+            | Self::Status
+            | Self::Saga { .. } => Access::Read,
+            Self::Parked { action } if action.reads_only() => Access::Read,
+            _ => Access::Write,
+        }
+    }
+}
+
 /// Runs a generic command.
 pub async fn run(global: &Global, command: Command, registry: &Registry) -> anyhow::Result<()> {
     let json = global.json;
-    let store = global.open(Access::Write).await?;
+    let store = global.open(command.access()).await?;
     match command {
+        Command::Init => commands::init(&store, global, json).await,
         Command::Streams { stream_type, deleted } => {
             commands::streams(&store, stream_type.as_deref(), deleted, json).await
         }

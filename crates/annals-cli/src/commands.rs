@@ -280,6 +280,30 @@ pub async fn delete(
     Ok(())
 }
 
+/// `annals init`: the store exists now (created, or upgraded, by opening it for `Create`); says
+/// where and at which schema version.
+pub async fn init(store: &AnyStore, global: &crate::Global, json: bool) -> anyhow::Result<()> {
+    let head = store.head_position().await?;
+    let (backend, schema) = match store {
+        AnyStore::Sqlite(_) => (
+            "sqlite",
+            annals_sqlite::schema::MIGRATIONS.last().map_or(0, |m| m.version),
+        ),
+        AnyStore::Postgres(_) => ("postgres", i64::from(annals_postgres::schema::latest())),
+        AnyStore::Memory(_) => ("memory", 0),
+    };
+    let db = global.shown_db();
+    if json {
+        out!(
+            "{}",
+            json!({ "store": db, "backend": backend, "schema_version": schema, "head": head })
+        );
+    } else {
+        out!("annals store at {db} ({backend}, schema version {schema}): {head} events in the log");
+    }
+    Ok(())
+}
+
 /// `annals restore STREAM --reason R`: brings back a stream deleted softly.
 pub async fn restore(
     store: &AnyStore,

@@ -184,3 +184,10 @@ pub enum ParkedAction {
         id: u64,
     },
 }
+
+impl ParkedAction {
+    /// Whether the action only reads (`list`).
+    pub fn reads_only(&self) -> bool {
+        matches!(self, Self::List { .. })
+    }
+}

@@ -462,7 +462,25 @@ fn databases() -> (Vec<Case>, tempfile::TempDir) {
             7,
             "cannot open",
         ),
-        case(&["--db", "/proc/no/such/dir.db", "streams"], 7, "cannot open"),
+        case(
+            &["--db", "/proc/no/such/dir.db", "streams"],
+            4,
+            "no annals store at /proc/no/such/dir.db",
+        ),
+        case(
+            &[
+                "--db",
+                "/proc/no/such/dir.db",
+                "append",
+                "x-1",
+                "--type",
+                "T",
+                "--data",
+                "{}",
+            ],
+            7,
+            "cannot open",
+        ),
         case(
             &["--db", &not_sqlite.display().to_string(), "streams"],
             7,

@@ -64,6 +64,13 @@ pub struct PostgresOptions {
     /// How long a call waits for a pooled connection before it fails as
     /// [`Unavailable`](annals::ErrorKind::Unavailable) (default [`POOL_WAIT`]).
     pub pool_wait: Duration,
+    /// Create the schema and its tables if there are none (default true). Without it, a schema
+    /// with no annals store is [`NotFound`](annals::ErrorKind::NotFound): a typo in a schema name
+    /// is not a new, empty store.
+    pub create: bool,
+    /// Change no schema (default false): no migration is run, and a store that needs one is
+    /// refused. For commands that only read.
+    pub read_only: bool,
 }
 
 impl Default for PostgresOptions {
@@ -72,6 +79,8 @@ impl Default for PostgresOptions {
             schema: "annals".into(),
             pool_size: 16,
             pool_wait: POOL_WAIT,
+            create: true,
+            read_only: false,
         }
     }
 }
@@ -96,6 +105,8 @@ impl Connections {
 
 struct Shared {
     connections: Connections,
+    /// Whether connecting made the store (the schema had none).
+    created: bool,
     config: tokio_postgres::Config,
     schema: String,
     head: watch::Sender<u64>,
@@ -138,12 +149,9 @@ impl PostgresStore {
 
     /// Connects to `url` with `options`, creating and migrating the schema if needed.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        if !schema::valid_schema_name(&options.schema) {
+        if let Some(why) = schema::schema_name_problem(&options.schema) {
             return Err(StoreError::misconfigured(
-                format!(
-                    "invalid schema name {:?}: use lower-case ASCII letters, digits and _, starting with a letter",
-                    options.schema
-                ),
+                format!("invalid schema name {:?}: {why}", options.schema),
                 None,
             ));
         }
@@ -170,9 +178,53 @@ impl PostgresStore {
             })?
             .map_err(|e| error::in_context(error::db(e), &format!("cannot connect to PostgreSQL at {target}")))?;
         let driver = tokio::spawn(connection);
-        schema::migrate(&mut client, &options.schema)
+        // Before anything is changed: is there a store, is it annals', and not a newer one?
+        let found = schema::inspect(&client, &options.schema)
             .await
-            .map_err(|e| error::in_context(error::db(e), &format!("cannot migrate schema {}", options.schema)))?;
+            .map_err(|e| error::in_context(error::db(e), &format!("cannot look at schema {}", options.schema)))?;
+        let (name, latest) = (&options.schema, schema::latest());
+        match found {
+            schema::Found::Nothing if !options.create || options.read_only => {
+                return Err(StoreError::NotFound {
+                    what: format!("no annals store in schema `{name}` of {target} (`annals init` creates one)"),
+                });
+            }
+            schema::Found::Foreign { tables } => {
+                return Err(StoreError::misconfigured(
+                    format!(
+                        "schema `{name}` of {target} is not an annals store: it holds tables {} and not annals' \
+                         migrations, events and log; nothing was changed",
+                        tables.join(", ")
+                    ),
+                    None,
+                ));
+            }
+            schema::Found::Annals { version } if version > latest => {
+                return Err(StoreError::misconfigured(
+                    format!(
+                        "schema `{name}` of {target} was written by a newer annals (migration {version}; this annals \
+                         knows up to {latest}): use that version"
+                    ),
+                    None,
+                ));
+            }
+            schema::Found::Annals { version } if version < latest && options.read_only => {
+                return Err(StoreError::misconfigured(
+                    format!(
+                        "schema `{name}` of {target} is at migration {version} and this annals reads {latest}: open \
+                         it once for writing (`annals init`) to upgrade it"
+                    ),
+                    None,
+                ));
+            }
+            _ => {}
+        }
+        let created = found == schema::Found::Nothing;
+        if !options.read_only {
+            schema::migrate(&mut client, &options.schema)
+                .await
+                .map_err(|e| error::in_context(error::db(e), &format!("cannot migrate schema {}", options.schema)))?;
+        }
         drop(client);
         let _ = driver.await;
 
@@ -205,6 +257,7 @@ impl PostgresStore {
         let store = Self {
             shared: Arc::new(Shared {
                 connections: connections.clone(),
+                created,
                 config,
                 schema: options.schema,
                 head: head.clone(),
@@ -218,6 +271,11 @@ impl PostgresStore {
         let head = store.assign_positions().await?;
         advance_head(&store.shared.head, head);
         Ok(store)
+    }
+
+    /// Whether connecting created the store (its schema held no annals tables).
+    pub fn created(&self) -> bool {
+        self.shared.created
     }
 
     /// The connection settings (with `search_path` set to the store's schema).

@@ -126,12 +126,76 @@ pub const MIGRATIONS: &[Migration] = &[
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,
 /// `_`, starting with a letter, at most 63 bytes).
 pub fn valid_schema_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    schema_name_problem(name).is_none()
+}
+
+/// What is wrong with `name` as a schema name, if anything.
+pub fn schema_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 63 {
+        Some("PostgreSQL names are at most 63 bytes")
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some("it must start with a lower-case ASCII letter")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Some("use lower-case ASCII letters, digits and _ only")
+    } else {
+        None
+    }
+}
+
+/// What a schema holds, looked at before anything is changed in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// No such schema, or one with no tables: no annals store yet.
+    Nothing,
+    /// annals' tables, at this migration.
+    Annals {
+        /// The highest migration applied.
+        version: i32,
+    },
+    /// Tables of something else (no annals `migrations`, `events` and `log`).
+    Foreign {
+        /// Some of them, by name.
+        tables: Vec<String>,
+    },
+}
+
+/// Looks at `schema` without changing anything.
+pub async fn inspect(client: &Client, schema: &str) -> Result<Found, tokio_postgres::Error> {
+    let tables: Vec<String> = client
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
+            &[&schema],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if tables.is_empty() {
+        return Ok(Found::Nothing);
+    }
+    let has = |t: &str| tables.iter().any(|x| x == t);
+    if !(has("migrations") && has("events") && has("log")) {
+        return Ok(Found::Foreign {
+            tables: tables.into_iter().take(5).collect(),
+        });
+    }
+    let version: Option<i32> = client
+        .query_one(&format!("SELECT max(version) FROM {schema}.migrations"), &[])
+        .await?
+        .get(0);
+    Ok(Found::Annals {
+        version: version.unwrap_or(0),
+    })
+}
+
+/// The newest migration this code knows.
+pub fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
 /// Creates `schema` if missing and applies the migrations not yet applied; returns how many ran.

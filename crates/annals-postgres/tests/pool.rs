@@ -18,6 +18,7 @@ async fn store_with(pool_size: usize, pool_wait: Duration) -> (PostgresStore, Sc
             schema: schema.clone(),
             pool_size,
             pool_wait,
+            ..PostgresOptions::default()
         },
     )
     .await

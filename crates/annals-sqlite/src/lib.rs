@@ -63,6 +63,13 @@ pub struct SqliteOptions {
     pub synchronous: Synchronous,
     /// Most appends group-committed in one transaction (default 512).
     pub max_group: usize,
+    /// Create the file if it does not exist (default true). Without it a missing file is
+    /// [`NotFound`](annals::ErrorKind::NotFound): a typo in a path is not a new, empty store.
+    pub create: bool,
+    /// Open for reading only (default false): no writer connection, no migration, no lock; reads
+    /// never wait on another process's writes, and a file the process may not write is read.
+    /// Appends fail as misconfigured. A store that needs a migration is refused.
+    pub read_only: bool,
 }
 
 impl Default for SqliteOptions {
@@ -70,20 +77,25 @@ impl Default for SqliteOptions {
         Self {
             synchronous: Synchronous::Full,
             max_group: 512,
+            create: true,
+            read_only: false,
         }
     }
 }
 
 struct Shared {
     path: PathBuf,
-    writer: Arc<writer::Writer>,
+    /// The one write connection; `None` for a store opened read-only.
+    writer: Option<Arc<writer::Writer>>,
     readers: ReaderPool,
     head: watch::Sender<u64>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        self.writer.checkpoint();
+        if let Some(w) = &self.writer {
+            w.checkpoint();
+        }
     }
 }
 
@@ -99,30 +111,74 @@ impl SqliteStore {
         Self::open_with(path, SqliteOptions::default()).await
     }
 
-    /// Opens (creating if needed) the store at `path`; applies pending migrations.
+    /// Opens the store at `path` as `options` say (creating it if allowed and missing), after
+    /// checking that the file is annals' (a file of another application is refused untouched) and
+    /// not written by a newer annals; applies pending migrations unless read-only.
     pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
-        let (conn, head) = tokio::task::spawn_blocking(move || open_writer(&p, &options).map(|c| (c, options)))
-            .await
-            .map_err(StoreError::backend)?
-            .map_err(error::db)
-            .and_then(|(mut conn, options)| {
-                schema::migrate(&mut conn).map_err(error::db)?;
+        let read_only = options.read_only;
+        let opened = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            if p.is_dir() {
+                return Err(StoreError::misconfigured(
+                    format!("{} is a directory, not a SQLite file", p.display()),
+                    None,
+                ));
+            }
+            if !options.create && !p.exists() {
+                return Err(StoreError::NotFound {
+                    what: format!(
+                        "no annals store at {}: no such file (`annals init` creates one)",
+                        p.display()
+                    ),
+                });
+            }
+            if options.read_only {
+                let conn = Connection::open_with_flags(
+                    &p,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(error::db)?;
+                schema::check(&conn, &p, true)?;
                 let head = read_head(&conn)?;
-                Ok(((conn, options), head))
-            })
-            .map_err(|e| error::opening(e, &path))?;
-        let (conn, options) = conn;
+                return Ok((None, head, options));
+            }
+            let mut conn = Connection::open(&p).map_err(error::db)?;
+            // Before anything is written: is this an annals store, and not a newer one?
+            schema::check(&conn, &p, false)?;
+            configure_writer(&conn, &options).map_err(error::db)?;
+            schema::migrate(&mut conn).map_err(error::db)?;
+            let head = read_head(&conn)?;
+            Ok((Some(conn), head, options))
+        })
+        .await
+        .map_err(StoreError::backend)?
+        .map_err(|e| error::opening(e, &path))?;
+        let (conn, head, options) = opened;
         let head = watch::Sender::new(head);
-        let writer = Arc::new(writer::Writer::new(conn, head.clone(), options.max_group));
+        let writer = conn.map(|conn| Arc::new(writer::Writer::new(conn, head.clone(), options.max_group)));
         Ok(Self {
             shared: Arc::new(Shared {
-                readers: ReaderPool::new(path.clone()),
+                readers: ReaderPool::new(path.clone(), read_only),
                 path,
                 writer,
                 head,
             }),
+        })
+    }
+
+    /// The writer, or why there is none.
+    fn writer(&self) -> Result<&Arc<writer::Writer>, StoreError> {
+        self.shared.writer.as_ref().ok_or_else(|| {
+            StoreError::misconfigured(
+                format!(
+                    "{} was opened read-only: it takes no writes",
+                    self.shared.path.display()
+                ),
+                None,
+            )
         })
     }
 
@@ -163,13 +219,14 @@ impl SqliteStore {
         keys: Vec<(String, annals::privacy::WrappedKey)>,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.shared.writer.submit(writer::Job {
+        let writer = self.writer()?;
+        writer.submit(writer::Job {
             appends,
             inbox,
             keys,
             reply,
         });
-        self.shared.writer.lead_from_task().await;
+        writer.lead_from_task().await;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -180,7 +237,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
-        let writer = self.shared.writer.clone();
+        let writer = self.writer().map_err(E::from)?.clone();
         if writer::on_multi_thread_runtime() {
             return tokio::task::block_in_place(|| writer.exclusive(f));
         }
@@ -203,14 +260,13 @@ impl SqliteStore {
     }
 }
 
-fn open_writer(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+/// Sets the writer connection up: WAL, the durability asked for, a busy timeout.
+fn configure_writer(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()> {
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
         options.synchronous.pragma()
     ))?;
-    stable_plans(&conn)?;
-    Ok(conn)
+    stable_plans(conn)
 }
 
 /// Moves the published head position forward to `to` (never back), waking waiters if it moved.

@@ -32,13 +32,16 @@ pub(crate) const LOG_AFTER: &str = select_events!("WHERE global_position > ?1 OR
 /// Read connections, opened on demand and reused.
 pub(crate) struct ReaderPool {
     path: PathBuf,
+    /// Open the file read-only (a store opened for reading only).
+    read_only: bool,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl ReaderPool {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, read_only: bool) -> Self {
         Self {
             path,
+            read_only,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -49,9 +52,14 @@ impl ReaderPool {
         let conn = match conn {
             Some(c) => c,
             None => {
+                let access = if self.read_only {
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                } else {
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                };
                 let c = Connection::open_with_flags(
                     &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                    access | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )
                 .map_err(crate::error::db)?;
                 c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")

@@ -59,6 +59,70 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Checks, before anything is written, that the file at `path` (open on `conn`) can be annals'
+/// store: empty (a new store), or annals' tables at a schema version this code knows. A file of
+/// another application (tables, and no `annals_migrations`) is refused untouched, naming what it
+/// holds; one written by a newer annals is refused naming both versions; with `read_only`, one
+/// that needs a migration is refused too (reading it as it is could misread it).
+pub fn check(conn: &Connection, path: &std::path::Path, read_only: bool) -> Result<(), annals::StoreError> {
+    let db = crate::error::db;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(db)?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if tables.is_empty() {
+        return if read_only {
+            Err(annals::StoreError::NotFound {
+                what: format!(
+                    "no annals store at {}: the file is empty (`annals init` creates one)",
+                    path.display()
+                ),
+            })
+        } else {
+            Ok(())
+        };
+    }
+    if !tables.iter().any(|t| t == "annals_migrations") {
+        let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+        let more = if tables.len() > 5 { ", …" } else { "" };
+        return Err(annals::StoreError::misconfigured(
+            format!(
+                "{} is not an annals store: it holds tables {}{more} and no annals_migrations; nothing was changed",
+                path.display(),
+                shown.join(", ")
+            ),
+            None,
+        ));
+    }
+    let version: i64 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM annals_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(db)?;
+    if version > known {
+        return Err(annals::StoreError::misconfigured(
+            format!(
+                "{} was written by a newer annals (schema version {version}; this annals knows up to {known}): \
+                 use that version",
+                path.display()
+            ),
+            None,
+        ));
+    }
+    if read_only && version < known {
+        return Err(annals::StoreError::misconfigured(
+            format!(
+                "{} is at schema version {version} and this annals reads {known}: open it once for writing \
+                 (`annals init`) to upgrade it",
+                path.display()
+            ),
+            None,
+        ));
+    }
+    Ok(())
+}
+
 /// Applies the migrations not yet applied; returns how many ran.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
     conn.execute_batch(

@@ -312,10 +312,10 @@ pub enum StoreError {
         /// The version of its deletion event.
         version: u64,
     },
-    /// What was asked for does not exist (a parked message, a stream to restore).
-    #[error("{what} does not exist")]
+    /// What was asked for does not exist (a store at a path, a parked message).
+    #[error("{what}")]
     NotFound {
-        /// What was looked for, e.g. "parked message 7".
+        /// What is missing, as a sentence: "no annals store at ./typo.db: …".
         what: String,
     },
     /// The database cannot be reached or has no capacity now (a refused connection, a pool with

@@ -73,13 +73,13 @@ fn main() -> ExitCode {
         match command {
             FtgoCommand::Annals(command) => annals_cli::run(&global, command, &registry).await,
             FtgoCommand::Demo { which } => {
-                let store = global.open(Access::Write).await?;
+                let store = global.open(Access::Create).await?;
                 match which {
                     None => demo::run(store, &global).await,
                     Some(DemoKind::Saga) => demo_saga::run(store, &global).await,
                 }
             }
-            FtgoCommand::Services(action) => services::run(global.open(Access::Write).await?, action).await,
+            FtgoCommand::Services(action) => services::run(global.open(Access::Create).await?, action).await,
             FtgoCommand::Orders { consumer } => {
                 read_model::orders(&global.open(Access::Read).await?, consumer.as_deref(), json).await
             }
