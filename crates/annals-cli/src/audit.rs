@@ -69,7 +69,7 @@ pub async fn run(store: &AnyStore, stream: &str, json: bool) -> anyhow::Result<(
                     })
                     .collect(),
             };
-            out!("{}", serde_json::to_string(&change)?);
+            output::emit_with("change", &change);
             continue;
         }
         let versions = if c.versions.0 == c.versions.1 {

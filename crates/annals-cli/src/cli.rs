@@ -303,7 +303,7 @@ pub async fn run(global: &Global, command: Command, registry: &Registry) -> anyh
         }
         Command::Saga { action } => sagas::run(&store, action, json).await,
         Command::Parked { action } => consumers::parked(&store, action, json).await,
-        Command::Relay(args) => relay::run(store, args).await,
+        Command::Relay(args) => relay::run(store, args, json).await,
     }
 }
 

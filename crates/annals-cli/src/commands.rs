@@ -27,7 +27,7 @@ pub async fn streams(store: &AnyStore, stream_type: Option<&str>, deleted: bool,
             if json {
                 let mut v = stream_json(s);
                 v["deleted"] = is_deleted.into();
-                out!("{v}");
+                crate::output::emit("stream", v);
             } else {
                 out!(
                     "{:<40} {:<12} v{:<6} {}{}",
@@ -127,7 +127,7 @@ pub async fn history(
             state: &state,
             events: events.iter().map(RecordedEvent::view).collect(),
         };
-        out!("{}", serde_json::to_string(&history)?);
+        crate::output::emit_with("history", &history);
         return Ok(());
     }
     let when = match (at_version, at_time) {
@@ -231,16 +231,29 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
         .map_err(|e| crate::exit::invalid(format!("--data is not valid JSON: {e}")))?
         .with_metadata(metadata);
     let event_id = event.event_id;
-    let out = store.append_to_stream(id, &stream_type, expected, vec![event]).await?;
+    let out = store
+        .append_to_stream(id.clone(), &stream_type, expected, vec![event])
+        .await?;
+    // PostgreSQL gives positions right after the commit: reading the log's head sequences the
+    // event, and the stream read then has its position.
+    let position = match out.last_position {
+        Some(p) => p,
+        None => {
+            store.head_position().await?;
+            store
+                .read_stream(&id, ReadStream::from_version(out.last_version).limit(1))
+                .await?
+                .first()
+                .map_or(0, |e| e.global_position)
+        }
+    };
     if json {
-        out!(
-            "{}",
-            json!({ "stream_id": args.stream, "version": out.last_version, "global_position": out.last_position, "event_id": event_id })
+        crate::output::emit(
+            "appended",
+            json!({ "stream_id": args.stream, "version": out.last_version, "global_position": position,
+                    "event_id": event_id, "already_stored": out.already_stored }),
         );
     } else {
-        let position = out
-            .last_position
-            .map_or_else(|| "given by the sequencer".to_owned(), |p| p.to_string());
         out!(
             "appended {} to {} at version {} (global position {position})",
             args.event_type,
@@ -269,7 +282,7 @@ pub async fn delete(
         Some(done) => done,
     };
     if json {
-        out!("{}", json!({ "stream": stream, "deleted": true, "already": !done }));
+        crate::output::emit("deleted", json!({ "stream_id": stream, "already": !done }));
     } else if done {
         out!(
             "{stream} deleted: its events stay; appends and commands are refused (until `annals restore`) and listings hide it"
@@ -294,9 +307,9 @@ pub async fn init(store: &AnyStore, global: &crate::Global, json: bool) -> anyho
     };
     let db = global.shown_db();
     if json {
-        out!(
-            "{}",
-            json!({ "store": db, "backend": backend, "schema_version": schema, "head": head })
+        crate::output::emit(
+            "store",
+            json!({ "store": db, "backend": backend, "schema_version": schema, "head": head }),
         );
     } else {
         out!("annals store at {db} ({backend}, schema version {schema}): {head} events in the log");
@@ -322,7 +335,7 @@ pub async fn restore(
         Some(done) => done,
     };
     if json {
-        out!("{}", json!({ "stream": stream, "restored": done }));
+        crate::output::emit("restored", json!({ "stream_id": stream, "restored": done }));
     } else if done {
         out!("{stream} restored: appends and commands are accepted again");
     } else {
@@ -355,7 +368,7 @@ pub async fn purge(
         return Err(crate::exit::not_found(format!("stream `{stream}` does not exist")));
     }
     if json {
-        out!("{}", json!({ "stream": stream, "purged_events": removed }));
+        crate::output::emit("purged", json!({ "stream_id": stream, "purged_events": removed }));
     } else {
         out!(
             "{stream}: {removed} events purged; recorded in {}",
@@ -373,7 +386,7 @@ pub async fn forget(store: &AnyStore, subject: &str, actor: Option<String>, json
     };
     let forgotten = annals::privacy::forget(store, store, subject, &metadata).await?;
     if json {
-        out!("{}", json!({ "subject": subject, "forgotten": forgotten }));
+        crate::output::emit("forgotten", json!({ "subject": subject, "forgotten": forgotten }));
     } else if forgotten {
         out!("{subject} forgotten: its data key is destroyed; its personal fields read as [forgotten]");
     } else {

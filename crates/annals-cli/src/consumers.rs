@@ -36,10 +36,11 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
     // Components failing now: retrying (with the last error) or stopped.
     let failing = store.list_health().await?;
     if json {
+        crate::output::emit("head", json!({ "position": head }));
         for h in &failing {
             out!(
                 "{}",
-                json!({ "component": h.component, "health": h.state.as_str(),
+                json!({ "kind": "component", "component": h.component, "health": h.state.as_str(),
                         "kind": h.kind.map(annals::ErrorKind::as_str), "error": h.error,
                         "since": output::time(h.since), "attempts": h.attempts,
                         "last_try": output::time(h.updated_at) })
@@ -48,20 +49,20 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         if let Some(t) = &open {
             out!(
                 "{}",
-                json!({ "open_transaction": { "pid": t.pid, "state": t.state,
+                json!({ "kind": "open_transaction", "open_transaction": { "pid": t.pid, "state": t.state,
                         "age_seconds": t.age.as_secs_f64(), "query": t.query } })
             );
         }
         for (s, events) in &slots {
             out!(
                 "{}",
-                json!({ "slot": s.slot, "active": s.active, "lag_bytes": s.lag_bytes, "lag_events": events })
+                json!({ "kind": "slot", "slot": s.slot, "active": s.active, "lag_bytes": s.lag_bytes, "lag_events": events })
             );
         }
         for c in &all {
             out!(
                 "{}",
-                json!({ "consumer": c.name, "position": c.position, "head": head, "lag_events": c.lag_events,
+                json!({ "kind": "consumer", "consumer": c.name, "position": c.position, "head": head, "lag_events": c.lag_events,
                         "lag_seconds": c.lag.as_secs_f64(), "parked": c.parked,
                         "updated_at": output::time(c.updated_at) })
             );
@@ -127,7 +128,7 @@ pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyho
                 if json {
                     out!(
                         "{}",
-                        json!({ "id": p.id, "consumer": p.consumer, "position": p.position,
+                        json!({ "kind": "parked", "id": p.id, "consumer": p.consumer, "position": p.position,
                                 "event_id": p.event_id, "stream_id": p.stream_id, "version": p.version,
                                 "error": p.error, "attempts": p.attempts, "state": p.state.as_str(),
                                 "parked_at": output::time(p.parked_at) })
@@ -154,13 +155,17 @@ pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyho
     if !store.set_parked(id, state, None).await? {
         return Err(crate::exit::not_found(format!("no parked message #{id}")));
     }
-    out!(
-        "parked message #{id}: {}",
-        match state {
-            ParkedState::Retry => "will be retried by its consumer's next run",
-            _ => "skipped",
-        }
-    );
+    if json {
+        crate::output::emit("parked", json!({ "id": id, "state": state.as_str() }));
+    } else {
+        out!(
+            "parked message #{id}: {}",
+            match state {
+                ParkedState::Retry => "will be retried by its consumer's next run",
+                _ => "skipped",
+            }
+        );
+    }
     Ok(())
 }
 

@@ -58,11 +58,36 @@ pub fn event_line(e: &RecordedEvent) -> String {
     )
 }
 
-/// Prints events, readable or as JSON lines.
+/// The JSON contract: with `--json`, stdout is JSON Lines — one object per line, each with a
+/// `kind` saying what it describes (`event`, `stream`, `consumer`, `saga`, …). A command with
+/// one result prints one line; a list prints a line per item (and, where it has one, a summary
+/// line of its own kind). Errors go to stderr as `{"error":{"kind":…,"message":…}}`.
+pub fn emit(kind: &str, mut value: serde_json::Value) {
+    if let serde_json::Value::Object(fields) = &mut value {
+        fields.insert("kind".to_owned(), kind.into());
+    }
+    out!("{value}");
+}
+
+/// [`emit`] for a value serialized as it is (an event's payload as stored, say).
+pub fn emit_with<T: serde::Serialize>(kind: &'static str, value: &T) {
+    #[derive(serde::Serialize)]
+    struct Tagged<'a, T> {
+        kind: &'static str,
+        #[serde(flatten)]
+        value: &'a T,
+    }
+    match serde_json::to_string(&Tagged { kind, value }) {
+        Ok(line) => out!("{line}"),
+        Err(e) => emit("error", serde_json::json!({ "message": e.to_string() })),
+    }
+}
+
+/// Prints events, readable or as JSON lines (kind `event`).
 pub fn print_events(events: &[RecordedEvent], json: bool) {
     for e in events {
         if json {
-            out!("{}", e.to_json());
+            emit_with("event", &e.view());
         } else {
             out!("{}", event_line(e));
         }

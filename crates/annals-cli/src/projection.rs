@@ -64,7 +64,7 @@ pub async fn drive<C: Consumer>(
     if json {
         out!(
             "{}",
-            json!({ "projection": name, "position": progress.position, "handled": progress.handled,
+            json!({ "kind": "projection", "projection": name, "position": progress.position, "handled": progress.handled,
                     "parked": progress.parked, "seconds": secs, "events_per_second": rate })
         );
     } else {

@@ -80,9 +80,9 @@ pub enum Source {
 }
 
 /// `annals relay …`: runs the relay (or a maintenance action) on `store`.
-pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
+pub async fn run(store: AnyStore, args: RelayArgs, json: bool) -> anyhow::Result<()> {
     if let Some(RelayAction::DropSlot { name }) = &args.action {
-        return drop_slot(&store, name).await;
+        return drop_slot(&store, name, json).await;
     }
     let options = NatsOptions::new(&args.nats).with_names(&args.stream, &args.prefix);
     // One listener for the whole run: a signal while connecting stops it too.
@@ -98,7 +98,14 @@ pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
     let cursor_name = format!("relay.{}", args.name);
     let cursor = store.load_checkpoint(&cursor_name).await?.unwrap_or(0);
     if args.until_caught_up && cursor >= head {
-        eprintln!("relay: already at position {cursor}, the head");
+        if json {
+            crate::output::emit(
+                "relay",
+                serde_json::json!({ "name": args.name, "position": cursor, "published": 0, "retries": 0 }),
+            );
+        } else {
+            eprintln!("relay: already at position {cursor}, the head");
+        }
         return Ok(());
     }
     eprintln!(
@@ -164,10 +171,18 @@ pub async fn run(store: AnyStore, args: RelayArgs) -> anyhow::Result<()> {
             ));
         }
     };
-    eprintln!(
-        "relay: stopped at position {} ({} published this run, {} retries)",
-        progress.position, progress.published, progress.retries
-    );
+    if json {
+        crate::output::emit(
+            "relay",
+            serde_json::json!({ "name": args.name, "position": progress.position,
+                                "published": progress.published, "retries": progress.retries }),
+        );
+    } else {
+        eprintln!(
+            "relay: stopped at position {} ({} published this run, {} retries)",
+            progress.position, progress.published, progress.retries
+        );
+    }
     Ok(())
 }
 
@@ -213,13 +228,20 @@ async fn connect(
 }
 
 /// `annals relay drop-slot`.
-async fn drop_slot(store: &AnyStore, name: &str) -> anyhow::Result<()> {
+async fn drop_slot(store: &AnyStore, name: &str, json: bool) -> anyhow::Result<()> {
     let AnyStore::Postgres(store) = store else {
         return Err(crate::exit::invalid(
             "relay slots exist on PostgreSQL only (--db postgres://…)",
         ));
     };
     let dropped = annals_postgres::tail::drop_slot(store, name).await?;
+    if json {
+        crate::output::emit(
+            "dropped",
+            serde_json::json!({ "relay": name, "slot": dropped.slot, "publication": dropped.publication }),
+        );
+        return Ok(());
+    }
     match (&dropped.slot, &dropped.publication) {
         (None, None) => eprintln!("relay {name}: no slot to drop"),
         (slot, publication) => {

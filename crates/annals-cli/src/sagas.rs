@@ -62,7 +62,7 @@ pub async fn all(store: &AnyStore) -> anyhow::Result<Vec<SagaSummary>> {
 
 fn summary_json(s: &SagaSummary) -> serde_json::Value {
     json!({
-        "saga": s.saga_id, "type": s.saga_type, "status": format!("{:?}", s.status),
+        "kind": "saga", "saga": s.saga_id, "type": s.saga_type, "status": format!("{:?}", s.status),
         "failure": s.failure,
         "waiting_for": s.waiting_for.as_ref().map(|(channel, command, compensation)|
             json!({ "channel": channel, "command": command, "compensation": compensation })),
@@ -143,7 +143,7 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
     if json {
         out!(
             "{}",
-            json!({ "sagas": sagas.len(), "running": running, "succeeded": succeeded,
+            json!({ "kind": "sagas", "sagas": sagas.len(), "running": running, "succeeded": succeeded,
                     "compensated": compensated, "failed": failed })
         );
         for s in sagas.iter().filter(|s| s.status == SagaStatus::Failed) {

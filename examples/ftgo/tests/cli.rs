@@ -80,16 +80,22 @@ on_every_backend!(
     demo_creates_the_store_and_tells_the_story,
     read_side_projection_status_and_parked_messages,
     saga_demo_show_and_status,
+    ftgo_commands_keep_the_json_contract,
 );
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The JSON contract: one object per line, each with a `kind`.
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     stdout(o)
         .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object per line");
+            assert!(v["kind"].is_string(), "every line says its kind: {l}");
+            v
+        })
         .collect()
 }
 
@@ -168,14 +174,24 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     );
     assert_eq!(summary["parked"], 1);
 
-    let orders = &json_lines(&db.run(&["orders", "--consumer", "consumer-42", "--json"]))[0];
-    let rows = orders["orders"].as_array().unwrap();
+    let lines = json_lines(&db.run(&["orders", "--consumer", "consumer-42", "--json"]));
+    let rows: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "order").collect();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|o| o["state"] == "CANCELLED" && o["events"] == 5));
-    assert_eq!(orders["open_total_cents"], 0);
+    let totals = lines.iter().find(|l| l["kind"] == "orders").expect("a totals line");
+    assert_eq!(
+        (totals["orders"].as_u64(), totals["open_total_cents"].as_i64()),
+        (Some(2), Some(0))
+    );
     assert!(stdout(&db.run(&["orders"])).contains("2 orders"));
 
-    let status = &json_lines(&db.run(&["status", "--json"]))[0];
+    let consumer_line = |o: &Output| {
+        json_lines(o)
+            .into_iter()
+            .find(|l| l["kind"] == "consumer")
+            .expect("a consumer line")
+    };
+    let status = &consumer_line(&db.run(&["status", "--json"]));
     assert_eq!(status["consumer"], "order-history");
     assert_eq!(
         (status["position"].as_u64(), status["lag_events"].as_u64()),
@@ -184,7 +200,7 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     assert_eq!(status["parked"], 1);
     // New events show as lag until the projection runs.
     assert!(db.run(&["demo"]).status.success());
-    let status = &json_lines(&db.run(&["status", "--json"]))[0];
+    let status = &consumer_line(&db.run(&["status", "--json"]));
     assert_eq!(status["lag_events"], 5);
     assert!(status["lag_seconds"].as_f64().unwrap() >= 0.0);
     assert!(stdout(&db.run(&["status"])).contains("order-history"));
@@ -208,7 +224,7 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
         json_lines(&db.run(&["parked", "list", "--json"]))[0]["state"],
         "skipped"
     );
-    assert_eq!(json_lines(&db.run(&["status", "--json"]))[0]["parked"], 0);
+    assert_eq!(consumer_line(&db.run(&["status", "--json"]))["parked"], 0);
     let missing = db.run(&["parked", "skip", "999"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no parked message #999"));
@@ -311,4 +327,22 @@ fn saga_demo_show_and_status(db: &Db) {
     let missing = db.run(&["saga", "show", "no-such-saga"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no saga `no-such-saga`"));
+}
+
+/// `--json` on the FTGO commands: JSON Lines with a kind on every line, the story left out.
+fn ftgo_commands_keep_the_json_contract(db: &Db) {
+    let demo = json_lines(&db.run(&["demo", "--json"]));
+    assert_eq!(demo.last().unwrap()["kind"], "demo");
+    assert!(demo.iter().filter(|l| l["kind"] == "event").count() >= 5);
+    let saga = json_lines(&db.run(&["demo", "saga", "--json"]));
+    let cases: Vec<&serde_json::Value> = saga.iter().filter(|l| l["kind"] == "saga_demo_case").collect();
+    assert_eq!(cases.len(), 3, "{saga:?}");
+    assert_eq!(cases[0]["order_state"], "Approved");
+    let added = json_lines(&db.run(&["add-consumer", "carol", "--json"]));
+    assert_eq!(added[0]["kind"], "consumer_added");
+    let opened = json_lines(&db.run(&["open-account", "carol", "--json"]));
+    assert_eq!(opened[0]["kind"], "account_opened");
+    let placed = json_lines(&db.run(&["place-order", "o-json", "--consumer", "carol", "--count", "2", "--json"]));
+    assert_eq!(placed.len(), 2);
+    assert!(placed.iter().all(|l| l["kind"] == "order_placed"));
 }

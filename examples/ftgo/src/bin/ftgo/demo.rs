@@ -5,7 +5,6 @@ use ftgo::order::{LineItem, Order, OrderCommand, OrderEvent};
 
 use annals_cli::backend::AnyStore;
 use annals_cli::output::event_line;
-use annals_cli::output::out;
 
 fn euros(cents: i64) -> String {
     format!("{}.{:02} EUR", cents / 100, cents % 100)
@@ -18,7 +17,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
     let short = uuid::Uuid::now_v7().simple().to_string();
     let id = StreamId::new(format!("order-{}", &short[short.len() - 8..]))?;
     let head_before = store.head_position().await?;
-    out!("ftgo demo: the life of one FTGO order, stored as events in {db}\n");
+    say!("ftgo demo: the life of one FTGO order, stored as events in {db}\n");
 
     let consumer = Metadata::by("consumer-42");
     let lines = vec![
@@ -36,7 +35,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
             &consumer,
         )
         .await?;
-    out!(
+    say!(
         "1. consumer-42 creates {id}: {} -> {:?} (version {})",
         euros(created.state.total_cents),
         created.state.state,
@@ -45,7 +44,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
 
     let saga = Metadata::by("create-order-saga");
     let approved = repo.execute(&id, &OrderCommand::Approve, &saga).await?;
-    out!(
+    say!(
         "2. the Create Order saga approves it -> {:?} (version {})",
         approved.state.state,
         approved.version
@@ -58,7 +57,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
     let revised = repo
         .execute(&id, &OrderCommand::Revise { line_items: more }, &consumer)
         .await?;
-    out!(
+    say!(
         "3. consumer-42 revises it to {} (version {})",
         euros(revised.state.total_cents),
         revised.version
@@ -87,7 +86,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
         .await
     {
         Err(e) if e.is_conflict() => {
-            out!("4. two clerks edit at once: support-clerk-1 wins; support-clerk-2 is refused:\n   {e}")
+            say!("4. two clerks edit at once: support-clerk-1 wins; support-clerk-2 is refused:\n   {e}")
         }
         other => anyhow::bail!("the demo expected a conflict, got {other:?}"),
     }
@@ -101,7 +100,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
             &consumer,
         )
         .await?;
-    out!(
+    say!(
         "5. consumer-42 cancels it -> {:?} (version {})",
         cancelled.state.state,
         cancelled.version
@@ -109,29 +108,37 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
 
     match repo.execute(&id, &OrderCommand::Approve, &saga).await {
         Err(RepositoryError::Rejected(e)) => {
-            out!("6. approving it again is a rejected command: {e}")
+            say!("6. approving it again is a rejected command: {e}")
         }
         other => anyhow::bail!("the demo expected a rejected command, got {other:?}"),
     }
 
     let at_approval = repo.load_at_version(&id, approved.version).await?;
-    out!(
+    say!(
         "7. time travel: at version {} the order was {:?} for {}",
         at_approval.version,
         at_approval.state.state,
         euros(at_approval.state.total_cents)
     );
 
-    out!("\nthe events this demo appended to the global log:");
-    for e in store.read_all(head_before, 100).await? {
-        out!("  {}", event_line(&e));
+    say!("\nthe events this demo appended to the global log:");
+    let appended = store.read_all(head_before, 100).await?;
+    for e in &appended {
+        say!("  {}", event_line(e));
+    }
+    if global.json {
+        annals_cli::output::print_events(&appended, true);
+        annals_cli::output::emit(
+            "demo",
+            serde_json::json!({ "store": db, "order": id.as_str(), "events": appended.len() }),
+        );
     }
     match global.store_args() {
         Some(store) => {
-            out!("\nnext: ftgo {store} history {id} --at-version 2");
-            out!("      ftgo {store} events --follow");
+            say!("\nnext: ftgo {store} history {id} --at-version 2");
+            say!("      ftgo {store} events --follow");
         }
-        None => out!("\n(the store lived in memory: run the demo on a file or PostgreSQL to look around after it)"),
+        None => say!("\n(the store lived in memory: run the demo on a file or PostgreSQL to look around after it)"),
     }
     Ok(())
 }

@@ -13,7 +13,6 @@ use ftgo::order::{LineItem, Order};
 use ftgo::services::OrderService;
 
 use annals_cli::backend::AnyStore;
-use annals_cli::output::out;
 
 fn euros(cents: i64) -> String {
     format!("{}.{:02} EUR", cents / 100, cents % 100)
@@ -70,7 +69,7 @@ async fn follow(store: &AnyStore, mut from: u64, saga: &StreamId) -> anyhow::Res
         for e in store.read_all(from, 256).await? {
             from = e.global_position;
             if let Some(l) = line(&e) {
-                out!("{l}");
+                say!("{l}");
             }
             if e.stream_id == *saga && matches!(e.event_type.as_str(), "SagaCompleted" | "SagaFailed") {
                 return Ok(from);
@@ -88,9 +87,9 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
     let db = global.shown_db();
     let run = uuid::Uuid::now_v7().simple().to_string();
     let tag = &run[run.len() - 6..];
-    out!("ftgo demo saga: FTGO's Create Order saga, stored as events in {db}");
-    out!("The order, consumer, kitchen and accounting services and the saga's orchestrator run in");
-    out!("this process as subscriptions; they talk only through events (commands and replies).\n");
+    say!("ftgo demo saga: FTGO's Create Order saga, stored as events in {db}");
+    say!("The order, consumer, kitchen and accounting services and the saga's orchestrator run in");
+    say!("this process as subscriptions; they talk only through events (commands and replies).\n");
     let (alice, bob) = (format!("alice-{tag}"), format!("bob-{tag}"));
     register_consumer(&store, &alice, "Alice", 50_000, 50_000)
         .await
@@ -98,7 +97,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
     register_consumer(&store, &bob, "Bob", 50_000, 2_000)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    out!(
+    say!(
         "{alice}: card limit {}; {bob}: card limit {}\n",
         euros(50_000),
         euros(2_000)
@@ -120,7 +119,7 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
         let order = StreamId::new(format!("order-{tag}-{}", n + 1))?;
         let lines = vec![LineItem::new("m-7", "Chicken Vindaloo", *quantity, 1_250)];
         let started = Instant::now();
-        out!(
+        say!(
             "{}. {consumer} orders {}: {what}",
             n + 1,
             euros(ftgo::order::total_cents(&lines))
@@ -138,16 +137,24 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
         } else {
             format!("ticket {:?}", ticket.state.state)
         };
-        out!(
+        say!(
             "   => order {order} {:?}, {ticket} ({} ms)\n",
             order_state.state,
             started.elapsed().as_millis()
         );
+        if global.json {
+            annals_cli::output::emit(
+                "saga_demo_case",
+                serde_json::json!({ "case": what, "order": order.as_str(), "saga": saga_id(order.as_str())?.as_str(),
+                                    "order_state": format!("{:?}", order_state.state), "ticket": ticket,
+                                    "milliseconds": started.elapsed().as_millis() }),
+            );
+        }
     }
     services.stop().await.map_err(|e| anyhow::anyhow!(e))?;
     if let Some(store) = global.store_args() {
-        out!("Every saga is an event-sourced aggregate: see one with");
-        out!("  ftgo {store} saga show {}", saga_id(&format!("order-{tag}-3"))?);
+        say!("Every saga is an event-sourced aggregate: see one with");
+        say!("  ftgo {store} saga show {}", saga_id(&format!("order-{tag}-3"))?);
     }
     Ok(())
 }

@@ -3,6 +3,19 @@
 //! order-history read model — with every generic `annals` command beside them, and `history`
 //! showing an order's state through the `Order` aggregate.
 
+/// With `--json`, the demos' story is not told: they print their events and a summary as JSON
+/// Lines instead. Set once, before a demo runs.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `out!` for the demos' story: printed unless `--json` was given.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !crate::JSON.load(std::sync::atomic::Ordering::Relaxed) {
+            annals_cli::out!($($arg)*);
+        }
+    };
+}
+
 mod demo;
 mod demo_saga;
 mod read_model;
@@ -70,6 +83,7 @@ fn main() -> ExitCode {
     let registry = annals_cli::Registry::new().fold(Order::STREAM_TYPE, "ftgo Order aggregate", order_state);
     let work = async {
         let json = global.json;
+        JSON.store(json, std::sync::atomic::Ordering::Relaxed);
         match command {
             FtgoCommand::Annals(command) => annals_cli::run(&global, command, &registry).await,
             FtgoCommand::Demo { which } => {

@@ -96,7 +96,14 @@ pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> any
         }
     };
     if json {
-        out!("{}", serde_json::to_string(&answer)?);
+        // One line per order, then the totals (the JSON contract: `kind` on every line).
+        for o in &answer.orders {
+            annals_cli::output::emit_with("order", o);
+        }
+        annals_cli::output::emit(
+            "orders",
+            serde_json::json!({ "orders": answer.orders.len(), "open_total_cents": answer.open_total_cents }),
+        );
         return Ok(());
     }
     for o in &answer.orders {

@@ -68,6 +68,19 @@ pub enum FtgoAction {
     },
 }
 
+/// Says what a command did: a line of text, or with `--json` one object of `kind`.
+fn report(kind: &str, value: serde_json::Value) {
+    if crate::JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        annals_cli::output::emit(kind, value);
+    } else {
+        let fields: Vec<String> = value
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+            .unwrap_or_default();
+        out!("{}: {}", kind.replace('_', " "), fields.join(", "));
+    }
+}
+
 /// `ftgo serve|add-consumer|open-account|place-order` on the service store `store`.
 pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
     let meta = Metadata::by("ftgo-cli");
@@ -84,20 +97,28 @@ pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
                 name,
                 order_limit_cents: order_limit,
             };
-            ConsumerService::new(store)
+            let done = ConsumerService::new(store)
                 .consumers()
-                .execute(&StreamId::new(id)?, &command, &meta)
+                .execute(&StreamId::new(id.as_str())?, &command, &meta)
                 .await?;
+            report(
+                "consumer_added",
+                serde_json::json!({ "consumer": id, "version": done.version }),
+            );
             Ok(())
         }
         FtgoAction::OpenAccount { id, card_limit } => {
             let command = ftgo::accounting::AccountCommand::Open {
                 card_limit_cents: card_limit,
             };
-            AccountingService::new(store)
+            let done = AccountingService::new(store)
                 .accounts()
                 .execute(&ftgo::create_order::account_id(&id)?, &command, &meta)
                 .await?;
+            report(
+                "account_opened",
+                serde_json::json!({ "consumer": id, "version": done.version }),
+            );
             Ok(())
         }
         FtgoAction::PlaceOrder {
@@ -116,7 +137,15 @@ pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
                 orders
                     .create_order(&StreamId::new(id.as_str())?, &consumer, "ajanta", lines, &meta)
                     .await?;
-                out!("{id} placed: saga {}", ftgo::create_order::saga_id(&id)?);
+                let saga = ftgo::create_order::saga_id(&id)?;
+                if crate::JSON.load(std::sync::atomic::Ordering::Relaxed) {
+                    annals_cli::output::emit(
+                        "order_placed",
+                        serde_json::json!({ "order": id, "saga": saga.as_str() }),
+                    );
+                } else {
+                    out!("{id} placed: saga {saga}");
+                }
             }
             Ok(())
         }
