@@ -33,9 +33,11 @@ pub fn stdout_failed(e: std::io::Error) -> ! {
 
 use annals::{RecordedEvent, StreamInfo};
 
-/// A timestamp as RFC 3339 with seconds.
+/// A timestamp as RFC 3339 in UTC with microseconds: exactly the stored time, so a time copied
+/// from a listing into `history --at-time` gives the state with that event in it (whole seconds
+/// gave the state before it).
 pub fn time(t: SystemTime) -> String {
-    annals::time::format_seconds(t)
+    annals::time::format_micros(t)
 }
 
 /// One event as a readable line.

@@ -77,6 +77,7 @@ on_every_backend!(
     append_checks_versions_and_refuses_bad_input,
     events_follow_streams_appends_from_another_process,
     several_processes_append_to_one_store,
+    time_travel_by_a_time_shown_gives_the_state_shown,
 );
 
 fn stdout(o: &Output) -> String {
@@ -268,4 +269,48 @@ fn several_processes_append_to_one_store(db: &Db) {
         assert_eq!(e["version"], i as u64 + 1, "versions are gap-free across processes");
         assert_eq!(e["global_position"], i as u64 + 1);
     }
+}
+
+/// A time printed beside an event, copied into `--at-time`, gives the state with that event in
+/// it; every RFC 3339 form is accepted (offsets, dates, before 1970); a version past the end is
+/// an error.
+fn time_travel_by_a_time_shown_gives_the_state_shown(db: &Db) {
+    for n in 1..=3 {
+        let data = format!(r#"{{"n":{n}}}"#);
+        let out = db.run(&[
+            "append",
+            "count-1",
+            "--type",
+            "Counted",
+            "--data",
+            &data,
+            "--stream-type",
+            "count",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let events = json_lines(&db.run(&["events", "--json"]));
+    let second = events[1]["recorded_at"].as_str().unwrap().to_owned();
+    let at = json_lines(&db.run(&["history", "count-1", "--at-time", &second, "--json"]));
+    assert_eq!(at[0]["version"], 2, "the JSON time of v2 gives v2");
+    assert_eq!(at[0]["state"]["n"], 2);
+    // The text listing shows the same time.
+    let text = stdout(&db.run(&["history", "count-1"]));
+    let line = text.lines().find(|l| l.contains("count-1@2")).unwrap();
+    let shown = line.rsplit('[').next().unwrap().trim_end_matches(']');
+    assert_eq!(shown, second, "text and JSON show one time: {line}");
+    let at = json_lines(&db.run(&["history", "count-1", "--at-time", shown, "--json"]));
+    assert_eq!(at[0]["version"], 2);
+    for (t, version) in [
+        ("1969-07-20T20:17:00Z", 0),
+        ("1970-01-01", 0),
+        ("2999-01-01T00:00:00+14:00", 3),
+        ("2999-01-01", 3),
+    ] {
+        let at = json_lines(&db.run(&["history", "count-1", "--at-time", t, "--json"]));
+        assert_eq!(at[0]["version"], version, "{t}");
+    }
+    let past_end = db.run(&["history", "count-1", "--at-version", "99"]);
+    assert_eq!(past_end.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&past_end.stderr).contains("has 3 events"));
 }
