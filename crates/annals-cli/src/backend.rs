@@ -37,6 +37,8 @@ pub enum Access {
     /// Writing, creating the store if there is none (saying so on stderr): `init`, `append`, the
     /// demos, services.
     Create,
+    /// No store at all (`completions`, `man`).
+    None,
 }
 
 /// Every backend the CLI can open.

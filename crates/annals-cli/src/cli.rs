@@ -9,10 +9,17 @@ use annals::RecordedEvent;
 use clap::Subcommand;
 
 use crate::backend::{Access, AnyStore};
-use crate::{audit, commands, consumers, exit, logging, relay, sagas};
+use crate::{audit, commands, consumers, exit, logging, reads, relay, sagas};
 
 /// What every command line of an annals binary ends its `--help` with.
-pub const AFTER_HELP: &str = "Exit codes: 0 success; 1 other failure; 2 usage (an unknown option, a missing \
+pub const AFTER_HELP: &str = "Examples:\n  \
+annals --db ./annals.db streams --type Order --limit 20\n  \
+annals history order-42 --at-time 2026-11-24T16:30:00Z\n  \
+annals events --from 1 --follow --type OrderApproved\n  \
+annals append note-1 --type NoteAdded --data-file note.json --expected-version no-stream --stream-type note\n  \
+annals --db postgres://app@db:5432/prod --pg-schema orders status --json\n  \
+annals relay --source tail --nats nats://127.0.0.1:4222\n\n\
+Exit codes: 0 success; 1 other failure; 2 usage (an unknown option, a missing \
 argument); 3 conflict (the stream moved on, was deleted, has another type); 4 not found; 5 invalid input (nothing \
 was changed); 6 unavailable (the database or broker cannot be reached now: retry later); 7 misconfigured (a bad \
 URL, a missing database, a server setting); 8 corrupt stored data. With --json an error is one JSON object on \
@@ -75,16 +82,33 @@ impl Global {
 /// for `history` (a generic view merges the payloads' fields when none is registered).
 pub type Fold = fn(&[RecordedEvent]) -> anyhow::Result<serde_json::Value>;
 
-/// What an application adds to the generic commands: folds by stream type.
+/// What an application adds to the generic commands: folds by stream type, and its command
+/// line (for `completions` and `man`).
 #[derive(Clone, Default)]
 pub struct Registry {
     folds: HashMap<String, (Fold, &'static str)>,
+    app: Option<fn() -> clap::Command>,
 }
 
 impl Registry {
     /// Nothing registered: the generic `annals`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The binary's whole command line (`<Cli as clap::CommandFactory>::command`), which
+    /// `completions` and `man` describe.
+    pub fn app_from(mut self, app: fn() -> clap::Command) -> Self {
+        self.app = Some(app);
+        self
+    }
+
+    /// The binary's command line, or a bare one naming the generic commands.
+    pub fn app(&self) -> clap::Command {
+        match self.app {
+            Some(app) => app(),
+            None => <Command as clap::Subcommand>::augment_subcommands(clap::Command::new("annals")),
+        }
     }
 
     /// `history` shows the state of `stream_type` streams through `fold`, named `name`.
@@ -105,7 +129,7 @@ pub enum Command {
     /// Create the store (`--db`, `--pg-schema`) if there is none, or upgrade it to this version's
     /// schema; says which. Reading commands never create a store; `append` creates one, saying so.
     Init,
-    /// List streams with their type and version.
+    /// List streams with their type, version and last change, by id (deleted ones hidden).
     Streams {
         /// Only streams of this type.
         #[arg(long = "type")]
@@ -113,6 +137,12 @@ pub enum Command {
         /// Also deleted aggregates' streams (hidden by default; their events stay).
         #[arg(long)]
         deleted: bool,
+        /// At most this many streams (a note on stderr says where the next page starts).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Streams after this id: the next page.
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Show a stream's events and the state they add up to, now or in the past.
     History {
@@ -121,10 +151,22 @@ pub enum Command {
         /// Time travel: the state as of this version.
         #[arg(long, conflicts_with = "at_time")]
         at_version: Option<u64>,
-        /// Time travel: the state as of this time (RFC 3339: 2026-11-24T16:30:00Z, an offset such
-        /// as +14:00, or a date).
+        /// Time travel: the state as of this time (RFC 3339: 2026-11-24T16:30:00.123456Z, an
+        /// offset such as +14:00, or a date; listings show times to the microsecond).
         #[arg(long)]
         at_time: Option<String>,
+        /// Show events from this version on (the state still adds them all up).
+        #[arg(long)]
+        from_version: Option<u64>,
+        /// Show at most this many events.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Show only events of this type.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Then keep printing the stream's new events as they commit (until Ctrl-C or SIGTERM).
+        #[arg(long, conflicts_with_all = ["at_version", "at_time"])]
+        follow: bool,
     },
     /// The audit trail of a stream: each change with who made it, when, the message that caused
     /// it (causation), its flow (correlation) and the events it stored.
@@ -143,6 +185,12 @@ pub enum Command {
         /// Keep waiting for new events (until Ctrl-C or SIGTERM).
         #[arg(long)]
         follow: bool,
+        /// Only this stream's events.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Only events of this type.
+        #[arg(long = "type")]
+        event_type: Option<String>,
     },
     /// Append one event to a stream (for scripts and operators).
     Append {
@@ -151,16 +199,19 @@ pub enum Command {
         /// The event type, e.g. OrderNoteAdded.
         #[arg(long = "type")]
         event_type: String,
-        /// The payload, as JSON.
-        #[arg(long)]
-        data: String,
+        /// The payload, as JSON; `-` reads it from stdin.
+        #[arg(long, required_unless_present = "data_file")]
+        data: Option<String>,
+        /// Read the payload from this file (events of up to 1 MiB).
+        #[arg(long, conflicts_with = "data")]
+        data_file: Option<std::path::PathBuf>,
         /// What the stream's version must be: a number, `any`, `no-stream` or `exists`.
         #[arg(long, default_value = "any")]
         expected_version: String,
         /// The stream type; defaults to the stream's own, or the id's prefix before `-`.
         #[arg(long)]
         stream_type: Option<String>,
-        /// Who is appending (stored in the metadata).
+        /// Who is appending (stored in the metadata; a note says so when there is none).
         #[arg(long, env = "USER")]
         actor: Option<String>,
     },
@@ -229,6 +280,13 @@ pub enum Command {
         #[command(subcommand)]
         action: consumers::ParkedAction,
     },
+    /// Print shell completions for this binary (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print this binary's manual page (roff) to stdout: `annals man | man -l -`.
+    Man,
     /// Publish every committed event to NATS JetStream, in order, from a durable cursor, until
     /// Ctrl-C or SIGTERM (or, with --until-caught-up, until the log's head at start is
     /// published). One relay per --name is active; others wait on its lease and take over when
@@ -242,6 +300,7 @@ impl Command {
     pub fn access(&self) -> Access {
         match self {
             Self::Init | Self::Append { .. } => Access::Create,
+            Self::Completions { .. } | Self::Man => Access::None,
             Self::Streams { .. }
             | Self::History { .. }
             | Self::Audit { .. }
@@ -257,23 +316,79 @@ impl Command {
 /// Runs a generic command.
 pub async fn run(global: &Global, command: Command, registry: &Registry) -> anyhow::Result<()> {
     let json = global.json;
+    match &command {
+        Command::Completions { shell } => {
+            let mut app = registry.app();
+            let name = app.get_name().to_owned();
+            clap_complete::generate(*shell, &mut app, name, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            clap_mangen::Man::new(registry.app()).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let store = global.open(command.access()).await?;
     match command {
+        Command::Completions { .. } | Command::Man => Ok(()),
         Command::Init => commands::init(&store, global, json).await,
-        Command::Streams { stream_type, deleted } => {
-            commands::streams(&store, stream_type.as_deref(), deleted, json).await
+        Command::Streams {
+            stream_type,
+            deleted,
+            limit,
+            after,
+        } => {
+            let query = reads::StreamsQuery {
+                stream_type,
+                deleted,
+                limit,
+                after,
+            };
+            reads::streams(&store, query, json).await
         }
         Command::History {
             stream,
             at_version,
             at_time,
-        } => commands::history(&store, registry, &stream, at_version, at_time.as_deref(), json).await,
+            from_version,
+            limit,
+            event_type,
+            follow,
+        } => {
+            let query = reads::HistoryQuery {
+                stream,
+                at_version,
+                at_time,
+                from_version,
+                limit,
+                event_type,
+                follow,
+            };
+            reads::history(&store, registry, query, json).await
+        }
         Command::Audit { stream } => audit::run(&store, &stream, json).await,
-        Command::Events { from, limit, follow } => commands::events(&store, from, limit, follow, json).await,
+        Command::Events {
+            from,
+            limit,
+            follow,
+            stream,
+            event_type,
+        } => {
+            let query = reads::EventsQuery {
+                from,
+                limit,
+                follow,
+                stream,
+                event_type,
+            };
+            reads::events(&store, query, json).await
+        }
         Command::Append {
             stream,
             event_type,
             data,
+            data_file,
             expected_version,
             stream_type,
             actor,
@@ -282,6 +397,7 @@ pub async fn run(global: &Global, command: Command, registry: &Registry) -> anyh
                 stream,
                 event_type,
                 data,
+                data_file,
                 expected_version,
                 stream_type,
                 actor,

@@ -1,178 +1,12 @@
-//! The inspection and operator commands: streams, history (time travel), events, append.
+//! The writing commands: init, append, delete, restore, purge, forget.
 
-use std::io::Write;
-use std::time::Duration;
+use std::io::Read;
 
-use annals::{EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, RecordedEvent, StreamId};
-use serde_json::{Map, Value, json};
+use annals::{EventStore, ExpectedVersion, Metadata, NewEvent, ReadStream, StreamId};
+use serde_json::json;
 
 use crate::backend::AnyStore;
 use crate::output::out;
-use crate::output::{event_line, print_events, stream_json, time};
-
-/// Lists streams.
-pub async fn streams(store: &AnyStore, stream_type: Option<&str>, deleted: bool, json: bool) -> anyhow::Result<()> {
-    let mut after: Option<StreamId> = None;
-    let mut count = 0;
-    loop {
-        let page = store.list_streams(after.as_ref(), 1000).await?;
-        for s in page.iter().filter(|s| stream_type.is_none_or(|t| t == s.stream_type)) {
-            // A soft-deleted aggregate's stream ends with its deletion: hidden unless asked for.
-            let last = store.read_stream(&s.stream_id, ReadStream::last(1)).await?;
-            let is_deleted = last.first().is_some_and(|e| e.event_type == annals::DELETED_EVENT);
-            if is_deleted && !deleted {
-                continue;
-            }
-            count += 1;
-            if json {
-                let mut v = stream_json(s);
-                v["deleted"] = is_deleted.into();
-                crate::output::emit("stream", v);
-            } else {
-                out!(
-                    "{:<40} {:<12} v{:<6} {}{}",
-                    s.stream_id,
-                    s.stream_type,
-                    s.version,
-                    time(s.updated_at),
-                    if is_deleted { "  (deleted)" } else { "" }
-                );
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == 1000 => after = Some(last.stream_id.clone()),
-            _ => break,
-        }
-    }
-    if !json && count == 0 {
-        out!("(no streams)");
-    }
-    Ok(())
-}
-
-/// The state the events add up to: the generic fold merges every payload's fields in order. A
-/// payload that does not parse (stored before the JSON policy) is an error naming its version.
-fn generic_state(events: &[RecordedEvent]) -> anyhow::Result<Value> {
-    let mut state = Map::new();
-    for e in events {
-        if let Value::Object(fields) = e.payload_value()? {
-            state.extend(fields);
-        }
-    }
-    Ok(Value::Object(state))
-}
-
-/// Shows a stream's history and state, now or as of a version or time.
-pub async fn history(
-    store: &AnyStore,
-    registry: &crate::Registry,
-    stream: &str,
-    at_version: Option<u64>,
-    at_time: Option<&str>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let id = StreamId::new(stream)?;
-    let at_time = at_time
-        .map(|t| annals::time::parse_rfc3339(t).map_err(|e| crate::exit::invalid(format!("--at-time: {e}"))))
-        .transpose()?;
-    // The log's head first: on PostgreSQL that gives positions to events committed a moment
-    // ago, so every event shown has its position.
-    store.head_position().await?;
-    let all = store.read_stream(&id, ReadStream::all()).await?;
-    let Some(first) = all.first() else {
-        return Err(crate::exit::not_found(format!("stream `{stream}` does not exist")));
-    };
-    let stream_type = first.stream_type.clone();
-    let current = all.last().map_or(0, |e| e.version);
-    if let Some(v) = at_version.filter(|&v| v > current) {
-        return Err(crate::exit::invalid(format!(
-            "--at-version {v}: stream `{stream}` has {current} events"
-        )));
-    }
-    let events: Vec<RecordedEvent> = all
-        .into_iter()
-        .take_while(|e| at_version.is_none_or(|v| e.version <= v) && at_time.is_none_or(|t| e.recorded_at <= t))
-        .collect();
-    // A fold the application registered for this stream type, else the generic view. A
-    // deletion or restore event is bookkeeping, not the aggregate's: left out of the fold.
-    let domain: Vec<RecordedEvent> = events
-        .iter()
-        .filter(|e| e.event_type != annals::DELETED_EVENT && e.event_type != annals::RESTORED_EVENT)
-        .cloned()
-        .collect();
-    let (state, how) = match registry.fold_of(&stream_type) {
-        Some((fold, name)) => (fold(&domain)?, name),
-        None => (
-            generic_state(&domain)?,
-            "generic fold: the fields of every payload merged in order",
-        ),
-    };
-    let version = events.last().map_or(0, |e| e.version);
-    if json {
-        // A struct, not `json!`: events go out with their payloads as stored.
-        #[derive(serde::Serialize)]
-        struct History<'a> {
-            stream_id: &'a str,
-            stream_type: &'a str,
-            version: u64,
-            current_version: u64,
-            state: &'a Value,
-            events: Vec<annals::event::EventView<'a>>,
-        }
-        let history = History {
-            stream_id: stream,
-            stream_type: &stream_type,
-            version,
-            current_version: current,
-            state: &state,
-            events: events.iter().map(RecordedEvent::view).collect(),
-        };
-        crate::output::emit_with("history", &history);
-        return Ok(());
-    }
-    let when = match (at_version, at_time) {
-        (_, Some(t)) => format!("as of {}", time(t)),
-        (Some(_), None) => format!("as of version {version}"),
-        (None, None) => "now".to_owned(),
-    };
-    out!("stream {stream} ({stream_type}), version {version} of {current}, {when}");
-    for e in &events {
-        out!("  {}", event_line(e));
-    }
-    out!("state ({how}):");
-    out!("{}", serde_json::to_string_pretty(&state)?);
-    Ok(())
-}
-
-/// Prints the global log from `from`, and follows it if asked.
-pub async fn events(store: &AnyStore, from: u64, limit: Option<usize>, follow: bool, json: bool) -> anyhow::Result<()> {
-    let mut after = from.saturating_sub(1);
-    let mut left = if follow {
-        usize::MAX
-    } else {
-        limit.unwrap_or(usize::MAX)
-    };
-    // One signal listener for the whole run: a SIGTERM between two waits is not lost.
-    let mut shutdown = std::pin::pin!(crate::logging::shutdown());
-    while left > 0 {
-        let batch = store.read_all(after, left.min(1000)).await?;
-        if let Some(last) = batch.last() {
-            after = last.global_position;
-            left -= batch.len();
-            print_events(&batch, json);
-            std::io::stdout().flush()?;
-            continue;
-        }
-        if !follow {
-            break;
-        }
-        tokio::select! {
-            () = &mut shutdown => break,
-            waited = store.wait_for_new(after, Duration::from_secs(30)) => { waited?; }
-        }
-    }
-    Ok(())
-}
 
 /// What `annals append` was given.
 pub struct AppendArgs {
@@ -180,14 +14,50 @@ pub struct AppendArgs {
     pub stream: String,
     /// The event type.
     pub event_type: String,
-    /// The payload, as JSON text.
-    pub data: String,
+    /// The payload: JSON text, or `-` to read it from stdin.
+    pub data: Option<String>,
+    /// A file holding the payload.
+    pub data_file: Option<std::path::PathBuf>,
     /// `any`, `no-stream`, `exists` or a version.
     pub expected_version: String,
     /// The stream type, if given.
     pub stream_type: Option<String>,
     /// Who appends.
     pub actor: Option<String>,
+}
+
+/// The payload's text from `--data JSON`, `--data -` (stdin) or `--data-file PATH`; a file too
+/// large for an event is refused by the store's size limit, with the limit named.
+fn payload_text(data: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    // Read at most a little past the limit: enough to say it is too large.
+    let cap = annals::MAX_EVENT_BYTES as u64 + 1;
+    let read = |mut r: Box<dyn Read>, what: &str| -> anyhow::Result<String> {
+        let mut text = String::new();
+        r.by_ref()
+            .take(cap)
+            .read_to_string(&mut text)
+            .map_err(|e| crate::exit::invalid(format!("{what}: {e}")))?;
+        if text.len() as u64 >= cap {
+            return Err(crate::exit::invalid(format!(
+                "{what} holds more than {} bytes, the largest event annals stores",
+                annals::MAX_EVENT_BYTES
+            )));
+        }
+        Ok(text)
+    };
+    match (data, file) {
+        (Some(_), Some(_)) => Err(crate::exit::invalid("give the payload once: --data or --data-file")),
+        (None, None) => Err(crate::exit::invalid(
+            "no payload: --data JSON, --data - (stdin) or --data-file PATH",
+        )),
+        (Some(d), None) if d == "-" => read(Box::new(std::io::stdin()), "stdin"),
+        (Some(d), None) => Ok(d),
+        (None, Some(path)) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| crate::exit::invalid(format!("--data-file {}: {e}", path.display())))?;
+            read(Box::new(f), &format!("--data-file {}", path.display()))
+        }
+    }
 }
 
 fn parse_expected(s: &str) -> anyhow::Result<ExpectedVersion> {
@@ -222,12 +92,16 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
             },
         },
     };
+    let data = payload_text(args.data, args.data_file.as_deref())?;
+    if args.actor.is_none() {
+        eprintln!("note: no actor recorded (pass --actor or set USER)");
+    }
     let mut metadata = Metadata {
         actor: args.actor,
         ..Metadata::default()
     };
     metadata.extra.insert("source".into(), json!("annals-cli"));
-    let event = NewEvent::from_json(&args.event_type, args.data)
+    let event = NewEvent::from_json(&args.event_type, data)
         .map_err(|e| crate::exit::invalid(format!("--data is not valid JSON: {e}")))?
         .with_metadata(metadata);
     let event_id = event.event_id;

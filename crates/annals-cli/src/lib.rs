@@ -17,6 +17,7 @@ pub mod exit;
 pub mod logging;
 pub mod output;
 pub mod projection;
+pub mod reads;
 pub mod relay;
 pub mod sagas;
 

@@ -16,6 +16,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let Cli { global, command } = Cli::parse();
-    let registry = annals_cli::Registry::new();
+    let registry = annals_cli::Registry::new().app_from(<Cli as clap::CommandFactory>::command);
     annals_cli::execute(&global, annals_cli::run(&global, command, &registry))
 }

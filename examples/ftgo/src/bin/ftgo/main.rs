@@ -80,7 +80,9 @@ fn order_state(events: &[RecordedEvent]) -> anyhow::Result<serde_json::Value> {
 
 fn main() -> ExitCode {
     let Cli { global, command } = Cli::parse();
-    let registry = annals_cli::Registry::new().fold(Order::STREAM_TYPE, "ftgo Order aggregate", order_state);
+    let registry = annals_cli::Registry::new()
+        .app_from(<Cli as clap::CommandFactory>::command)
+        .fold(Order::STREAM_TYPE, "ftgo Order aggregate", order_state);
     let work = async {
         let json = global.json;
         JSON.store(json, std::sync::atomic::Ordering::Relaxed);
