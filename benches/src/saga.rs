@@ -209,7 +209,7 @@ async fn phase<St: EventStore + Clone + 'static>(
     }
 }
 
-async fn register_all<St: EventStore + Clone>(consumers: &St, accounts: &St) {
+async fn register_all<St: annals::privacy::AppendWithKeys + Clone>(consumers: &St, accounts: &St) {
     for i in 0..CONSUMERS {
         let id = format!("c-{i}");
         // The consumer goes to the Consumer Service's store, the account to Accounting's.

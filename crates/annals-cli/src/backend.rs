@@ -136,6 +136,16 @@ impl annals::privacy::KeyStore for AnyStore {
     }
 }
 
+impl annals::privacy::AppendWithKeys for AnyStore {
+    async fn append_with_keys(
+        &self,
+        keys: Vec<(String, annals::privacy::WrappedKey)>,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        dispatch!(self, s => s.append_with_keys(keys, appends).await)
+    }
+}
+
 impl annals::purge::Purge for AnyStore {
     async fn purge_stream(&self, stream: &StreamId) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge_stream(stream).await)

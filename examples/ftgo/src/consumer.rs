@@ -1,5 +1,6 @@
 //! The Consumer Service: registered consumers, and the check that a consumer may place an order
-//! (the Create Order saga's `ValidateOrderByConsumer`).
+//! (the Create Order saga's `ValidateOrderByConsumer`). A consumer's name and address are personal
+//! data ([`crate::privacy`]): stored encrypted under the consumer's key, forgotten with it.
 
 use annals::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -9,8 +10,10 @@ use serde::{Deserialize, Serialize};
 pub struct Consumer {
     /// Whether the consumer registered.
     pub registered: bool,
-    /// Their name.
+    /// Their name (personal: `[forgotten]` once they are).
     pub name: String,
+    /// Their delivery address (personal).
+    pub address: String,
     /// The largest order total they may place, in cents.
     pub order_limit_cents: i64,
 }
@@ -20,8 +23,14 @@ pub struct Consumer {
 pub enum ConsumerEvent {
     /// The consumer registered.
     ConsumerRegistered {
-        /// Their name.
+        /// The consumer's id: the subject of the personal fields.
+        #[serde(default)]
+        consumer_id: String,
+        /// Their name (personal).
         name: String,
+        /// Their delivery address (personal).
+        #[serde(default)]
+        address: String,
         /// Their order limit, in cents.
         order_limit_cents: i64,
     },
@@ -34,8 +43,12 @@ impl DomainEvent for ConsumerEvent {}
 pub enum ConsumerCommand {
     /// Register.
     Register {
+        /// The consumer's id (their stream's).
+        consumer_id: String,
         /// Their name.
         name: String,
+        /// Their delivery address.
+        address: String,
         /// Their order limit, in cents.
         order_limit_cents: i64,
     },
@@ -80,10 +93,14 @@ impl Aggregate for Consumer {
         match command {
             ConsumerCommand::Register { .. } if self.registered => Err(ConsumerError::AlreadyRegistered),
             ConsumerCommand::Register {
+                consumer_id,
                 name,
+                address,
                 order_limit_cents,
             } => Ok(vec![ConsumerEvent::ConsumerRegistered {
+                consumer_id: consumer_id.clone(),
                 name: name.clone(),
+                address: address.clone(),
                 order_limit_cents: *order_limit_cents,
             }]),
             ConsumerCommand::ValidateOrder { .. } if !self.registered => Err(ConsumerError::NotFound),
@@ -102,10 +119,13 @@ impl Aggregate for Consumer {
         match event {
             ConsumerEvent::ConsumerRegistered {
                 name,
+                address,
                 order_limit_cents,
+                ..
             } => {
                 self.registered = true;
                 self.name = name.clone();
+                self.address = address.clone();
                 self.order_limit_cents = *order_limit_cents;
             }
         }

@@ -5,19 +5,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use annals::consume::{Checkpoints, ConsumeError, DeadLetters, EventHandler, Inbox, Progress, Runner, Subscription};
+use annals::privacy::AppendWithKeys;
 use annals::saga::{ParticipantHandler, REPLY_STREAM_TYPE, SAGA_STREAM_TYPE, SagaInstance};
 use annals::{EventStore, Metadata, Repository, StreamId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::accounting::{Account, AccountCommand};
-use crate::consumer::{Consumer, ConsumerCommand};
+use crate::consumer::ConsumerCommand;
 use crate::create_order::{CreateOrderSaga, account_id};
 use crate::services::{AccountingService, ConsumerService, KitchenService, OrderService};
 
 /// A store every service can run on.
-pub trait ServiceStore: EventStore + Inbox + Checkpoints + DeadLetters + Clone + 'static {}
-impl<T: EventStore + Inbox + Checkpoints + DeadLetters + Clone + 'static> ServiceStore for T {}
+pub trait ServiceStore: EventStore + Inbox + Checkpoints + DeadLetters + AppendWithKeys + Clone + 'static {}
+impl<T: EventStore + Inbox + Checkpoints + DeadLetters + AppendWithKeys + Clone + 'static> ServiceStore for T {}
 
 /// The running services; [`Services::stop`] ends them.
 pub struct Services {
@@ -144,9 +145,9 @@ impl Services {
     }
 }
 
-/// Registers consumer `consumer_id` with the Consumer Service (order limit) and opens their
-/// account with the Accounting Service (card limit per charge).
-pub async fn register_consumer<St: EventStore + Clone>(
+/// Registers consumer `consumer_id` with the Consumer Service (order limit; their name sealed as
+/// personal data) and opens their account with the Accounting Service (card limit per charge).
+pub async fn register_consumer<St: AppendWithKeys + Clone>(
     store: &St,
     consumer_id: &str,
     name: &str,
@@ -154,11 +155,14 @@ pub async fn register_consumer<St: EventStore + Clone>(
     card_limit_cents: i64,
 ) -> Result<(), annals::error::BoxError> {
     let meta = Metadata::by("ftgo-admin");
-    Repository::<Consumer, _>::new(store.clone())
+    ConsumerService::new(store.clone())
+        .consumers()
         .execute(
             &StreamId::new(consumer_id)?,
             &ConsumerCommand::Register {
+                consumer_id: consumer_id.into(),
                 name: name.into(),
+                address: String::new(),
                 order_limit_cents,
             },
             &meta,

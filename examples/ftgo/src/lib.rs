@@ -17,4 +17,5 @@ pub mod kitchen;
 pub mod order;
 pub mod order_history;
 pub mod over_nats;
+pub mod privacy;
 pub mod services;

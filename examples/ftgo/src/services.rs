@@ -2,6 +2,7 @@
 //! an order and starts its Create Order saga in one transaction.
 
 use annals::error::BoxError;
+use annals::privacy::{AppendWithKeys, Shredding};
 use annals::saga::{CommandMessage, Handled, Orchestrator, Participant, ReplyBody, SagaRunError};
 use annals::{AppendOutcome, EventStore, ExpectedVersion, Metadata, Repository, RepositoryError, StreamId};
 
@@ -140,26 +141,28 @@ impl<St: EventStore + Clone> Participant for OrderService<St> {
     }
 }
 
-/// The Consumer Service.
+/// The Consumer Service. Its consumers' names and addresses are sealed in the store
+/// ([`crate::privacy`]).
 pub struct ConsumerService<St> {
-    consumers: Repository<Consumer, St>,
+    consumers: Repository<Consumer, Shredding<St, St>>,
 }
 
-impl<St: EventStore> ConsumerService<St> {
-    /// The Consumer Service on `store`.
+impl<St: AppendWithKeys + Clone> ConsumerService<St> {
+    /// The Consumer Service on `store`, personal fields sealed under [`crate::privacy`]'s master
+    /// key.
     pub fn new(store: St) -> Self {
         Self {
-            consumers: Repository::new(store).with_cache(AGGREGATES_CACHED),
+            consumers: Repository::new(crate::privacy::sealed(store)).with_cache(AGGREGATES_CACHED),
         }
     }
 
-    /// The consumers.
-    pub fn consumers(&self) -> &Repository<Consumer, St> {
+    /// The consumers (read and written through the sealing store).
+    pub fn consumers(&self) -> &Repository<Consumer, Shredding<St, St>> {
         &self.consumers
     }
 }
 
-impl<St: EventStore> Participant for ConsumerService<St> {
+impl<St: AppendWithKeys + Clone> Participant for ConsumerService<St> {
     fn channel(&self) -> &str {
         CONSUMER
     }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use annals::consume::{Checkpoints, DeadLetters, EventHandler, Inbox};
+use annals::consume::EventHandler;
 use annals::saga::SagaStatus;
-use annals::{EventStore, MemoryStore, Metadata, ReadStream, Repository, StreamId};
+use annals::{MemoryStore, Metadata, ReadStream, Repository, StreamId};
 use annals_sqlite::SqliteStore;
 use ftgo::accounting::Account;
 use ftgo::create_order::{account_id, saga_id, ticket_id};
@@ -28,7 +28,7 @@ where
     }
 }
 
-async fn cancel_flow<St: EventStore + Inbox + Checkpoints + DeadLetters + Clone + 'static>(store: St) {
+async fn cancel_flow<St: ftgo::in_process::ServiceStore>(store: St) {
     register_consumer(&store, "alice", "Alice", 50_000, 50_000)
         .await
         .unwrap();

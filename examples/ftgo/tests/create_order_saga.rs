@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use annals::consume::{Checkpoints, DeadLetters, Inbox};
 use annals::saga::{SagaInstance, SagaStatus};
 use annals::{EventStore, MemoryStore, Metadata, ReadStream, Repository, StreamId};
 use annals_sqlite::SqliteStore;
@@ -56,7 +55,7 @@ fn commands_sent(events: &[annals::RecordedEvent]) -> Vec<String> {
         .collect()
 }
 
-async fn scenarios<St: EventStore + Inbox + Checkpoints + DeadLetters + Clone + 'static>(store: St) {
+async fn scenarios<St: ftgo::in_process::ServiceStore>(store: St) {
     register_consumer(&store, "alice", "Alice", 50_000, 50_000)
         .await
         .unwrap();

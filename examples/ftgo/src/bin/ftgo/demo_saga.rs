@@ -152,6 +152,32 @@ pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result
         }
     }
     services.stop().await.map_err(|e| anyhow::anyhow!(e))?;
+
+    // Personal data: a consumer's name is stored encrypted under their own key; forgetting them
+    // destroys the key, and every read shows `[forgotten]` while the rest of their record loads.
+    let consumers = ftgo::services::ConsumerService::new(store.clone());
+    let bob_id = StreamId::new(bob.as_str())?;
+    let before = consumers.consumers().load(&bob_id).await?.state;
+    annals::privacy::forget(&store, &store, &bob, &Metadata::by("ftgo-demo")).await?;
+    // A new service instance: the forgotten key is in no cache.
+    let after = ftgo::services::ConsumerService::new(store.clone())
+        .consumers()
+        .load(&bob_id)
+        .await?
+        .state;
+    say!(
+        "4. {bob} asks to be forgotten: their name read {:?}, now {:?}; their order limit still reads {}",
+        before.name,
+        after.name,
+        euros(after.order_limit_cents)
+    );
+    if global.json {
+        annals_cli::output::emit(
+            "consumer_forgotten",
+            serde_json::json!({ "consumer": bob, "name_before": before.name, "name_after": after.name }),
+        );
+    }
+    say!();
     if let Some(store) = global.store_args() {
         say!("Every saga is an event-sourced aggregate: see one with");
         say!("  ftgo {store} saga show {}", saga_id(&format!("order-{tag}-3"))?);

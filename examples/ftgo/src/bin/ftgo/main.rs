@@ -86,6 +86,8 @@ fn main() -> ExitCode {
     let work = async {
         let json = global.json;
         JSON.store(json, std::sync::atomic::Ordering::Relaxed);
+        // A malformed master key is a set-up error, said before anything runs.
+        ftgo::privacy::master_key().map_err(annals::Failure::misconfigured)?;
         match command {
             FtgoCommand::Annals(command) => annals_cli::run(&global, command, &registry).await,
             FtgoCommand::Demo { which } => {

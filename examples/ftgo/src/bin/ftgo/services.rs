@@ -37,9 +37,12 @@ pub enum FtgoAction {
     AddConsumer {
         /// The consumer id.
         id: String,
-        /// Their name.
+        /// Their name (personal data: stored encrypted, forgotten with `forget ID`).
         #[arg(long, default_value = "a consumer")]
         name: String,
+        /// Their delivery address (personal data, as the name).
+        #[arg(long, default_value = "")]
+        address: String,
         /// The largest order total they may place, in cents.
         #[arg(long, default_value_t = 50_000)]
         order_limit: i64,
@@ -92,9 +95,16 @@ pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
             prefix,
             lease,
         } => serve(store, service, NatsOptions::new(nats).with_names(stream, prefix), lease).await,
-        FtgoAction::AddConsumer { id, name, order_limit } => {
+        FtgoAction::AddConsumer {
+            id,
+            name,
+            address,
+            order_limit,
+        } => {
             let command = ftgo::consumer::ConsumerCommand::Register {
+                consumer_id: id.clone(),
                 name,
+                address,
                 order_limit_cents: order_limit,
             };
             let done = ConsumerService::new(store)
