@@ -60,6 +60,14 @@ fn payload_text(data: Option<String>, file: Option<&std::path::Path>) -> anyhow:
     }
 }
 
+/// Says on stderr when no actor will be recorded (no --actor, no USER): the audit trail would
+/// not say who did it.
+fn note_actor(actor: &Option<String>) {
+    if actor.is_none() {
+        eprintln!("note: no actor recorded (pass --actor or set USER)");
+    }
+}
+
 fn parse_expected(s: &str) -> anyhow::Result<ExpectedVersion> {
     Ok(match s {
         "any" => ExpectedVersion::Any,
@@ -93,9 +101,7 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
         },
     };
     let data = payload_text(args.data, args.data_file.as_deref())?;
-    if args.actor.is_none() {
-        eprintln!("note: no actor recorded (pass --actor or set USER)");
-    }
+    note_actor(&args.actor);
     let mut metadata = Metadata {
         actor: args.actor,
         ..Metadata::default()
@@ -147,6 +153,7 @@ pub async fn delete(
     json: bool,
 ) -> anyhow::Result<()> {
     let id = StreamId::new(stream)?;
+    note_actor(&actor);
     let metadata = annals::Metadata {
         actor,
         ..annals::Metadata::default()
@@ -200,6 +207,7 @@ pub async fn restore(
     json: bool,
 ) -> anyhow::Result<()> {
     let id = StreamId::new(stream)?;
+    note_actor(&actor);
     let metadata = annals::Metadata {
         actor,
         ..annals::Metadata::default()
@@ -233,6 +241,7 @@ pub async fn purge(
             "purging removes `{stream}`'s events for good; add --yes if that is what you want (a soft `annals delete` keeps them)"
         )));
     }
+    note_actor(&actor);
     let metadata = annals::Metadata {
         actor,
         ..annals::Metadata::default()
@@ -254,6 +263,7 @@ pub async fn purge(
 
 /// `annals forget SUBJECT`: destroys the subject's data key.
 pub async fn forget(store: &AnyStore, subject: &str, actor: Option<String>, json: bool) -> anyhow::Result<()> {
+    note_actor(&actor);
     let metadata = annals::Metadata {
         actor,
         ..annals::Metadata::default()

@@ -64,7 +64,7 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
                 "{}",
                 json!({ "kind": "consumer", "consumer": c.name, "position": c.position, "head": head, "lag_events": c.lag_events,
                         "lag_seconds": c.lag.as_secs_f64(), "parked": c.parked,
-                        "updated_at": output::time(c.updated_at) })
+                        "updated_at": output::time(c.updated_at), "behind": behind(c, &failing) })
             );
         }
         return Ok(());
@@ -86,13 +86,14 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
     }
     for c in &all {
         out!(
-            "{:<24} at {:<8} lag {:>6} events / {:>8}  parked {:<4} updated {}",
+            "{:<24} at {:<8} lag {:>6} events / {:>8}  parked {:<4} updated {}{}",
             c.name,
             c.position,
             c.lag_events,
             humantime::format_duration(Duration::from_secs(c.lag.as_secs())).to_string(),
             c.parked,
-            output::time(c.updated_at)
+            output::time(c.updated_at),
+            behind(c, &failing).map(|why| format!("  <- {why}")).unwrap_or_default()
         );
     }
     for (s, events) in &slots {
@@ -116,6 +117,39 @@ pub async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why consumer `c` is behind the log's head, as far as the store can tell: it is failing (its
+/// health row), or its checkpoint has not moved for a while (it may not be running), or it is
+/// catching up. `None` when it is at the head.
+fn behind(c: &annals::consume::ConsumerStatus, failing: &[annals::consume::HealthReport]) -> Option<String> {
+    if c.lag_events == 0 {
+        return None;
+    }
+    // A relay's cursor is `relay.<name>`, and so is its health row; a consumer's are its name.
+    if let Some(h) = failing.iter().find(|h| h.component == c.name) {
+        return Some(format!(
+            "{} since {}: {}",
+            h.state.as_str(),
+            output::time(h.since),
+            h.error
+        ));
+    }
+    let idle = std::time::SystemTime::now()
+        .duration_since(c.updated_at)
+        .unwrap_or_default();
+    Some(if idle >= IDLE {
+        format!(
+            "its checkpoint has not moved for {}: is it running?",
+            humantime::format_duration(Duration::from_secs(idle.as_secs()))
+        )
+    } else {
+        "catching up".to_owned()
+    })
+}
+
+/// How long a consumer's checkpoint may stay put while it is behind before `status` asks whether
+/// it runs.
+const IDLE: Duration = Duration::from_secs(60);
+
 /// How long a transaction may stay open before `annals status` points it out (JSON always
 /// reports the oldest one).
 const LONG_TRANSACTION: Duration = Duration::from_secs(60);
@@ -131,6 +165,7 @@ pub async fn parked(store: &AnyStore, action: ParkedAction, json: bool) -> anyho
                         json!({ "kind": "parked", "id": p.id, "consumer": p.consumer, "position": p.position,
                                 "event_id": p.event_id, "stream_id": p.stream_id, "version": p.version,
                                 "error": p.error, "attempts": p.attempts, "state": p.state.as_str(),
+                                "failed_again": p.error.starts_with(annals::consume::RETRY_FAILED),
                                 "parked_at": output::time(p.parked_at) })
                     );
                 } else {

@@ -293,9 +293,9 @@ async fn retry_parked<H: EventHandler, D: DeadLetters>(
         match handler.handle(&event).await {
             Ok(()) => dead_letters.set_parked(p.id, ParkedState::Resolved, None).await?,
             Err(e) => {
-                dead_letters
-                    .set_parked(p.id, ParkedState::Parked, Some(&e.to_string()))
-                    .await?
+                let why = format!("{}{}", annals::consume::RETRY_FAILED, annals::error::report(e.as_ref()));
+                tracing::warn!(consumer, parked = p.id, error = %why, "a parked message failed again");
+                dead_letters.set_parked(p.id, ParkedState::Parked, Some(&why)).await?
             }
         };
     }

@@ -149,6 +149,15 @@ fn demo_creates_the_store_and_tells_the_story(db: &Db) {
 }
 
 fn read_side_projection_status_and_parked_messages(db: &Db) {
+    // Before the projection ever ran, its query says so.
+    assert!(
+        db.run(&["append", "x-1", "--type", "T", "--data", "{}"])
+            .status
+            .success()
+    );
+    let early = db.run(&["orders"]);
+    assert_eq!(early.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("has not been built here"));
     for _ in 0..2 {
         assert!(db.run(&["demo"]).status.success());
     }
@@ -170,7 +179,7 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     let summary = &json_lines(&rebuilt)[0];
     assert_eq!(
         (summary["position"].as_u64(), summary["handled"].as_u64()),
-        (Some(11), Some(10))
+        (Some(12), Some(10))
     );
     assert_eq!(summary["parked"], 1);
 
@@ -195,7 +204,7 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     assert_eq!(status["consumer"], "order-history");
     assert_eq!(
         (status["position"].as_u64(), status["lag_events"].as_u64()),
-        (Some(11), Some(0))
+        (Some(12), Some(0))
     );
     assert_eq!(status["parked"], 1);
     // New events show as lag until the projection runs.
@@ -203,7 +212,12 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     let status = &consumer_line(&db.run(&["status", "--json"]));
     assert_eq!(status["lag_events"], 5);
     assert!(status["lag_seconds"].as_f64().unwrap() >= 0.0);
-    assert!(stdout(&db.run(&["status"])).contains("order-history"));
+    let text = stdout(&db.run(&["status"]));
+    assert!(
+        text.contains("order-history") && text.contains("<- catching up"),
+        "{text}"
+    );
+    assert_eq!(status["behind"], "catching up");
 
     let parked = json_lines(&db.run(&["parked", "list", "--json"]));
     assert_eq!(parked.len(), 1);
@@ -215,6 +229,16 @@ fn read_side_projection_status_and_parked_messages(db: &Db) {
     assert!(db.run(&["projection", "run", "order-history"]).status.success());
     let again = &json_lines(&db.run(&["parked", "list", "--json"]))[0];
     assert_eq!(again["state"], "parked");
+    assert_eq!(
+        again["failed_again"], true,
+        "a retried message that fails again says so"
+    );
+    assert!(
+        again["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("retried and failed again: ")
+    );
     assert_eq!(
         again["attempts"].as_u64(),
         parked[0]["attempts"].as_u64().map(|a| a + 1)

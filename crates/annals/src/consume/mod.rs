@@ -27,7 +27,7 @@ use crate::store::{AppendOutcome, EventStore, StreamAppend};
 
 pub use health::{HealthReport, HealthReports, HealthState, Trouble};
 pub use policy::{Backoff, ErrorPolicy, Exhausted, Verdict};
-pub use runner::{BatchFailure, ConsumeError, Consumer, Progress, Runner};
+pub use runner::{BatchFailure, ConsumeError, Consumer, Progress, RETRY_FAILED, Runner};
 pub use subscription::{EventHandler, Subscription};
 
 /// A consumer's stored position.

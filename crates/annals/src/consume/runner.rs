@@ -525,7 +525,8 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
                     );
                 }
                 Err(e) => {
-                    let why = crate::error::report(e.as_ref());
+                    let why = format!("{RETRY_FAILED}{}", crate::error::report(e.as_ref()));
+                    tracing::warn!(consumer = %name, parked = p.id, error = %why, "a parked message failed again");
                     retrying!(
                         self,
                         "updating a parked message",
@@ -537,6 +538,9 @@ impl<S: EventStore + DeadLetters, C: Consumer> Runner<S, C> {
         Ok(())
     }
 }
+
+/// How the error of a parked message an operator asked to retry begins when it fails again.
+pub const RETRY_FAILED: &str = "retried and failed again: ";
 
 /// The stream id a parked corrupt event is filed under when its own id cannot be read.
 const CORRUPT_STREAM: &str = "annals-corrupt";

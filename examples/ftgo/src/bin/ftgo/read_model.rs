@@ -74,6 +74,14 @@ pub async fn projection(store: AnyStore, action: ProjectionAction, json: bool) -
 
 /// `ftgo orders [--consumer ID]`: the order-history read model.
 pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> anyhow::Result<()> {
+    use annals::consume::Checkpoints;
+    if store.load_checkpoint(order_history::NAME).await?.is_none() {
+        return Err(annals_cli::exit::not_found(format!(
+            "the {} read model has not been built here: `ftgo projection run {}` builds it",
+            order_history::NAME,
+            order_history::NAME
+        )));
+    }
     let answer = match store {
         AnyStore::Sqlite(s) => {
             let consumer = consumer.map(str::to_owned);
