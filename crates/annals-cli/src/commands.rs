@@ -90,7 +90,16 @@ pub async fn append(store: &AnyStore, args: AppendArgs, json: bool) -> anyhow::R
         None => match store.read_stream(&id, ReadStream::all().limit(1)).await?.first() {
             Some(e) => e.stream_type.clone(),
             None => match args.stream.split_once('-') {
-                Some((prefix, _)) if annals::ids::type_name_problem(prefix).is_none() => prefix.to_owned(),
+                Some((prefix, _)) if annals::ids::type_name_problem(prefix).is_none() => {
+                    // Never silently: a projection that reads `Order` streams would not see an
+                    // `order` one.
+                    eprintln!(
+                        "note: {} is a new stream; its type is `{prefix}`, taken from its id (--stream-type \
+                         chooses another)",
+                        args.stream
+                    );
+                    prefix.to_owned()
+                }
                 _ => {
                     return Err(crate::exit::invalid(format!(
                         "stream `{}` is new: say its type with --stream-type",

@@ -134,6 +134,13 @@ fn payloads_from_files_and_stdin(db: &Db) {
         Some(2)
     );
     assert_eq!(db.lines(&["events", "--json"]).len(), 2, "refusals stored nothing");
+    // A new stream's type taken from its id is said, never silent.
+    let out = db.run(&["append", "order-x", "--type", "OrderNoted", "--data", "{}"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("its type is `order`, taken from its id"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Without an actor, the command says so.
     let out = db
         .command()
@@ -170,7 +177,7 @@ fn filters_and_pages(db: &Db) {
     );
     let out = db.run(&["events", "--from", "99"]);
     assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the log ends at position 8"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the log ends at position 9"));
     let page = db.lines(&["history", "a-1", "--json", "--from-version", "2", "--limit", "1"]);
     let shown: Vec<u64> = page[0]["events"]
         .as_array()
@@ -206,7 +213,7 @@ fn filters_and_pages(db: &Db) {
         .iter()
         .map(|s| s["stream_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(next, ["c-1", "note-1"]);
+    assert_eq!(next, ["c-1", "note-1", "order-x"]);
 }
 
 fn one_stream_followed(db: &Db) {

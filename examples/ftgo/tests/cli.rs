@@ -370,3 +370,43 @@ fn ftgo_commands_keep_the_json_contract(db: &Db) {
     assert_eq!(placed.len(), 2);
     assert!(placed.iter().all(|l| l["kind"] == "order_placed"));
 }
+
+/// A password in a PostgreSQL URL is never printed: not by the demo's story or hints, not in an
+/// error, not under --json. (The test server trusts every login, so the password is accepted and
+/// ignored.)
+#[test]
+fn postgres_a_password_is_never_printed() {
+    let url = annals_postgres::testing::url().replacen("postgres@", "postgres:s3cret-pw@", 1);
+    assert!(url.contains("s3cret-pw"), "{url}");
+    let schema = annals_postgres::testing::unique_schema("secret");
+    let _guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
+    for args in [
+        vec!["demo"],
+        vec!["demo", "saga"],
+        vec!["--json", "demo"],
+        vec!["history", "no-such-stream"],
+        vec!["--json", "history", "no-such-stream"],
+        vec!["init"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ftgo"))
+            .args(["--db", url.as_str(), "--pg-schema", schema.as_str()])
+            .args(&args)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("s3cret-pw"), "{args:?} printed the password: {all}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ftgo"))
+        .args(["--db", url.as_str(), "--pg-schema", schema.as_str(), "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("postgres:***@"),
+        "the hint keeps the URL's shape"
+    );
+}

@@ -104,3 +104,83 @@ async fn a_consumers_name_and_address_never_rest_in_plain_and_are_forgotten() {
         assert!(on_disk(dir.path(), secret).is_empty(), "{secret} is on disk in plain");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_consumers_name_and_address_never_rest_in_plain_and_are_forgotten() {
+    let url = annals_postgres::testing::url();
+    let schema = annals_postgres::testing::unique_schema("ftgopriv");
+    let _guard = annals_postgres::testing::SchemaGuard { schema: schema.clone() };
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ftgo"))
+            .args(["--db", url.as_str(), "--pg-schema", schema.as_str()])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("FTGO_MASTER_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["add-consumer", "zed-2", "--name", NAME, "--address", ADDRESS]);
+    run(&["open-account", "zed-2"]);
+    run(&["place-order", "zed-order", "--consumer", "zed-2"]);
+    run(&["projection", "run", "order-history"]);
+    let stream = format!("FTGOPRIVPG{}", std::process::id());
+    let prefix = stream.to_lowercase();
+    run(&["relay", "--until-caught-up", "--stream", &stream, "--prefix", &prefix]);
+    let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut published = Vec::new();
+    {
+        let mut s = js.get_stream(&stream).await.unwrap();
+        let last = s.info().await.unwrap().state.last_sequence;
+        for seq in 1..=last {
+            let m = s.get_raw_message(seq).await.unwrap();
+            published.push(format!("{:?} {}", m.headers, String::from_utf8_lossy(&m.payload)));
+        }
+    }
+    let _ = js.delete_stream(&stream).await;
+    assert!(published.len() >= 3);
+    // Every table of the schema, as text: no byte of the name or address.
+    let tables = Command::new("psql")
+        .args([
+            url.as_str(),
+            "-Atq",
+            "-c",
+            &format!("SELECT tablename FROM pg_tables WHERE schemaname = '{schema}'"),
+        ])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&tables.stdout).into_owned();
+    assert!(
+        tables.contains("events") && tables.contains("order_history"),
+        "{tables}"
+    );
+    for table in tables.lines() {
+        let dump = Command::new("psql")
+            .args([
+                url.as_str(),
+                "-Atq",
+                "-c",
+                &format!("SELECT t::text FROM {schema}.{table} t"),
+            ])
+            .output()
+            .unwrap();
+        let rows = String::from_utf8_lossy(&dump.stdout);
+        for secret in [NAME, ADDRESS] {
+            assert!(!rows.contains(secret), "{secret} is in {table} in plain");
+        }
+    }
+    for secret in [NAME, ADDRESS] {
+        assert!(
+            published.iter().all(|m| !m.contains(secret)),
+            "{secret} was published in plain"
+        );
+    }
+    assert!(run(&["forget", "zed-2"]).contains("forgotten"));
+    assert!(run(&["forget", "zed-2"]).contains("has no data key"));
+}
