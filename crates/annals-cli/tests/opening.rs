@@ -257,3 +257,25 @@ fn postgres_opening_does_what_the_user_meant() {
     let out = annals(&["--db", "postgres://postgres:s3cret@127.0.0.1:9/test", "status"]);
     assert!(!err(&out).contains("s3cret"), "{}", err(&out));
 }
+
+#[test]
+fn sqlite_a_file_no_one_may_write_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("frozen.db").display().to_string();
+    assert!(
+        annals(&["--db", &db, "append", "note-1", "--type", "T", "--data", "{}"])
+            .status
+            .success()
+    );
+    // Immutable even for root (the tests run as root, whom file modes do not stop).
+    let frozen = Command::new("chattr").args(["+i", &db]).status().unwrap();
+    assert!(frozen.success(), "chattr +i must work on the test machine's /tmp");
+    let read = annals(&["--db", &db, "history", "note-1"]);
+    let write = annals(&["--db", &db, "append", "note-1", "--type", "T", "--data", "{}"]);
+    assert!(Command::new("chattr").args(["-i", &db]).status().unwrap().success());
+    assert!(read.status.success(), "a file no one may write is read: {}", err(&read));
+    assert_eq!(write.status.code(), Some(7), "{}", err(&write));
+    let e = err(&write);
+    assert!(e.contains("readonly") || e.contains("read-only"), "{e}");
+    assert_eq!(e.matches("misconfigured").count(), 1, "said once: {e}");
+}

@@ -55,7 +55,10 @@ pub(crate) fn opening(e: StoreError, path: &std::path::Path) -> StoreError {
 
 /// An error of the same kind and text as `e` (one failure answered to several callers).
 pub(crate) fn copy(e: &StoreError) -> StoreError {
-    let reason = e.to_string();
+    let reason = match e {
+        StoreError::Unavailable { reason, .. } | StoreError::Misconfigured { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
     match e.kind() {
         annals::ErrorKind::Misconfigured => StoreError::misconfigured(reason, None),
         annals::ErrorKind::Corrupt => StoreError::Corrupt {
