@@ -22,7 +22,9 @@ annals relay --source tail --nats nats://127.0.0.1:4222\n\n\
 Exit codes: 0 success; 1 other failure; 2 usage (an unknown option, a missing \
 argument); 3 conflict (the stream moved on, was deleted, has another type); 4 not found; 5 invalid input (nothing \
 was changed); 6 unavailable (the database or broker cannot be reached now: retry later); 7 misconfigured (a bad \
-URL, a missing database, a server setting); 8 corrupt stored data. With --json an error is one JSON object on \
+URL, a missing database, a server setting); 8 corrupt stored data.\n\n\
+JSON: with --json, stdout is JSON Lines, one object per line, each with a \"kind\" (event, stream, history, \
+appended, consumer, saga, parked, relay, …); a list prints a line per item. An error is one JSON object on \
 stderr: {\"error\":{\"kind\":…,\"message\":…}}.\n\n\
 Logs go to stderr: warnings by default, -v for progress, -vv for detail, -q for errors only, RUST_LOG to choose \
 per module, --log-format json for machines.";

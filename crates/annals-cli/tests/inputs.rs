@@ -289,6 +289,7 @@ fn help_completions_and_a_man_page() {
         "{help}"
     );
     assert!(help.contains("Exit codes:") && help.contains("3 conflict") && help.contains("6 unavailable"));
+    assert!(help.contains("JSON Lines") && help.contains("\"kind\""), "{help}");
     let bash = run(&["completions", "bash"]);
     assert!(bash.status.success());
     let script = String::from_utf8_lossy(&bash.stdout);
