@@ -71,3 +71,59 @@ BEGIN
     ;
 END
 $$;
+
+-- Since migration 14 the client reads a stream with these two, sent together in one round trip:
+-- the events without their positions, and the stream's `log` groups over the same versions, from
+-- which it computes each event's position. The functions above look up an event's group once per
+-- event (1 000 index probes of `log` for a 1 000-event stream: 11–13 ms against 2–3 ms for the
+-- bare SELECT); this is one range scan of `log`'s (stream_id, first_version) index.
+
+-- A stream's events from version `from_v` on (oldest first), `max` at most, position NULL.
+CREATE OR REPLACE FUNCTION stream_events_forwards(stream text, from_v bigint, max bigint)
+RETURNS TABLE (global_position bigint, stream_id text, stream_type text, version bigint, event_id uuid, event_type text,
+               schema_version integer, payload text, metadata text, recorded_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT NULL::bigint, e.stream_id, e.stream_type, e.version, e.event_id, e.event_type, e.schema_version,
+           e.payload::text, e.metadata::text, e.recorded_at
+    FROM events e WHERE e.stream_id = stream AND e.version >= from_v ORDER BY e.version LIMIT max
+    ;
+END
+$$;
+
+-- A stream's events up to version `to_v` (newest first), `max` at most, position NULL.
+CREATE OR REPLACE FUNCTION stream_events_backwards(stream text, to_v bigint, max bigint)
+RETURNS TABLE (global_position bigint, stream_id text, stream_type text, version bigint, event_id uuid, event_type text,
+               schema_version integer, payload text, metadata text, recorded_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT NULL::bigint, e.stream_id, e.stream_type, e.version, e.event_id, e.event_type, e.schema_version,
+           e.payload::text, e.metadata::text, e.recorded_at
+    FROM events e WHERE e.stream_id = stream AND e.version <= to_v ORDER BY e.version DESC LIMIT max
+    ;
+END
+$$;
+
+-- The `log` groups of a stream that hold versions from `lo` to `hi`: the group holding `lo` (if
+-- any) and every group starting after it up to `hi`, by first version.
+CREATE OR REPLACE FUNCTION stream_groups(stream text, lo bigint, hi bigint)
+RETURNS TABLE (first_position bigint, first_version bigint, count integer)
+LANGUAGE plpgsql STABLE
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    (SELECT g.first_position, g.first_version, g.count FROM log g
+     WHERE g.stream_id = stream AND g.first_version <= lo ORDER BY g.first_version DESC LIMIT 1)
+    UNION ALL
+    (SELECT g.first_position, g.first_version, g.count FROM log g
+     WHERE g.stream_id = stream AND g.first_version > lo AND g.first_version <= hi ORDER BY g.first_version)
+    ;
+END
+$$;

@@ -45,7 +45,7 @@ use annals::{
     StreamInfo,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use read::{LOG_AFTER, STREAM_BACKWARDS, STREAM_FORWARDS, decode_rows};
+use read::{LOG_AFTER, STREAM_BACKWARDS, STREAM_FORWARDS, STREAM_GROUPS, decode_rows};
 use sequencer::{SEQUENCER_PATIENCE, SequencerProgress, assign_positions, spawn_sequencer};
 use tokio::sync::{Notify, OnceCell, oneshot, watch};
 use tokio_postgres::NoTls;
@@ -355,13 +355,34 @@ impl PostgresStore {
         read: ReadStream,
         open: Option<&PayloadOpener>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = match read.direction {
-            Direction::Forwards => STREAM_FORWARDS,
-            Direction::Backwards => STREAM_BACKWARDS,
-        };
         let limit = to_i64(read.limit as u64);
-        self.query_events(sql, &[&stream.as_str(), &to_i64(read.from), &limit], open)
-            .await
+        let from = to_i64(read.from);
+        // The versions the read can return, for the groups that hold them.
+        let (sql, lo, hi) = match read.direction {
+            Direction::Forwards => (STREAM_FORWARDS, from, from.saturating_add(limit - 1)),
+            Direction::Backwards => (STREAM_BACKWARDS, from.saturating_sub(limit - 1).max(1), from),
+        };
+        let client = self.client().await?;
+        let (events_stmt, groups_stmt) =
+            tokio::try_join!(client.prepare_cached(sql), client.prepare_cached(STREAM_GROUPS)).map_err(error::db)?;
+        // Both in one round trip: the driver pipelines queries sent together on a connection.
+        let id = stream.as_str();
+        let events_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&id, &from, &limit];
+        let groups_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&id, &lo, &hi];
+        let (rows, groups) = tokio::try_join!(
+            client.query(&events_stmt, &events_params),
+            client.query(&groups_stmt, &groups_params),
+        )
+        .map_err(error::db)?;
+        drop(client);
+        let groups: Vec<(i64, i64, i32)> = groups
+            .iter()
+            .map(|g| Ok((g.try_get(0)?, g.try_get(1)?, g.try_get(2)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(error::db)?;
+        let mut events = decode_rows(&rows, open)?;
+        read::place_in_groups(&mut events, &groups);
+        Ok(events)
     }
 
     /// The global log after `after`, payloads through `open` if given.
@@ -546,12 +567,8 @@ impl EventStore for PostgresStore {
         let events = if limit == 0 {
             Vec::new()
         } else {
-            self.query_events(
-                STREAM_FORWARDS,
-                &[&stream.as_str(), &to_i64(from), &to_i64(limit as u64)],
-                None,
-            )
-            .await?
+            self.read_stream_through(stream, ReadStream::from_version(from).limit(limit), None)
+                .await?
         };
         Ok((snapshot, events))
     }

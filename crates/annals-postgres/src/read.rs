@@ -17,11 +17,29 @@ macro_rules! position_of_e {
     };
 }
 
-/// A stream's events from a version on, oldest first (position NULL if not yet sequenced);
-/// the SQL is in `sql/reads.sql`.
-pub(crate) const STREAM_FORWARDS: &str = "SELECT * FROM read_stream_forwards($1, $2, $3)";
-/// A stream's events up to a version, newest first.
-pub(crate) const STREAM_BACKWARDS: &str = "SELECT * FROM read_stream_backwards($1, $2, $3)";
+/// A stream's events from a version on, oldest first, positions NULL (`sql/reads.sql`): read
+/// with [`STREAM_GROUPS`] in the same round trip, which gives them.
+pub(crate) const STREAM_FORWARDS: &str = "SELECT * FROM stream_events_forwards($1, $2, $3)";
+/// A stream's events up to a version, newest first, positions NULL.
+pub(crate) const STREAM_BACKWARDS: &str = "SELECT * FROM stream_events_backwards($1, $2, $3)";
+/// The stream's `log` groups over versions `$2` to `$3`, by first version.
+pub(crate) const STREAM_GROUPS: &str = "SELECT * FROM stream_groups($1, $2, $3)";
+
+/// Gives `events` (one stream's, in version order either way) their global positions from the
+/// stream's `groups` (first position, first version, count; by first version); an event in no
+/// group (not sequenced yet) keeps 0.
+pub(crate) fn place_in_groups(events: &mut [RecordedEvent], groups: &[(i64, i64, i32)]) {
+    for e in events.iter_mut() {
+        let v = i64::try_from(e.version).unwrap_or(i64::MAX);
+        // The last group starting at or before v.
+        let at = groups.partition_point(|g| g.1 <= v);
+        if let Some(&(first_position, first_version, count)) = at.checked_sub(1).map(|i| &groups[i])
+            && v < first_version + i64::from(count)
+        {
+            e.global_position = u64::try_from(first_position + (v - first_version)).unwrap_or(0);
+        }
+    }
+}
 /// Where events are stored, by event id (for telling an idempotent retry from a duplicate).
 pub(crate) const STORED_BY_ID: &str = concat!(
     "SELECT e.event_id, e.stream_id, e.version, ",
@@ -67,4 +85,41 @@ pub(crate) fn decode_row(row: &Row, open: Option<&PayloadOpener>) -> Result<Reco
 /// Decodes rows.
 pub(crate) fn decode_rows(rows: &[Row], open: Option<&PayloadOpener>) -> Result<Vec<RecordedEvent>, StoreError> {
     rows.iter().map(|row| decode_row(row, open)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::place_in_groups;
+
+    fn event(version: u64) -> annals::RecordedEvent {
+        annals::RecordedEvent {
+            global_position: 0,
+            stream_id: annals::StreamId::new("s-1").unwrap(),
+            stream_type: "S".into(),
+            version,
+            event_id: uuid::Uuid::nil(),
+            event_type: "E".into(),
+            schema_version: 1,
+            payload: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+            metadata: annals::Metadata::default(),
+            recorded_at: std::time::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn positions_come_from_the_groups_either_way_and_unsequenced_keep_0() {
+        // v1-3 at 10-12, v4 at 20, v5-6 not sequenced yet.
+        let groups = [(10, 1, 3), (20, 4, 1)];
+        let mut forwards: Vec<_> = (1..=6).map(event).collect();
+        place_in_groups(&mut forwards, &groups);
+        let got: Vec<u64> = forwards.iter().map(|e| e.global_position).collect();
+        assert_eq!(got, [10, 11, 12, 20, 0, 0]);
+        let mut backwards: Vec<_> = (1..=6).rev().map(event).collect();
+        place_in_groups(&mut backwards, &groups);
+        let got: Vec<u64> = backwards.iter().map(|e| e.global_position).collect();
+        assert_eq!(got, [0, 0, 20, 12, 11, 10]);
+        let mut none = vec![event(1)];
+        place_in_groups(&mut none, &[]);
+        assert_eq!(none[0].global_position, 0);
+    }
 }

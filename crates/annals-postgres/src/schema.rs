@@ -121,6 +121,12 @@ pub const MIGRATIONS: &[Migration] = &[
         note: "health: long-running components that are failing now (shown by annals status)",
         sql: &[include_str!("../sql/health.sql")],
     },
+    Migration {
+        version: 14,
+        note: "stream reads without a probe of log per event: stream_events_forwards/backwards and \
+               stream_groups, read together; the client computes positions",
+        sql: &[include_str!("../sql/reads.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

@@ -56,15 +56,16 @@ pub fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, DecodeError> {
             expected,
         });
     }
-    // Event types are validated names (letters, digits, `_`, `-`): no escaping needed.
-    let payload = event.payload.get();
-    let mut doc = String::with_capacity(event.event_type.len() + payload.len() + 5);
-    doc.push_str("{\"");
-    doc.push_str(&event.event_type);
-    doc.push_str("\":");
-    doc.push_str(payload);
-    doc.push('}');
-    serde_json::from_str(&doc).map_err(|e| {
+    // The enum is read straight from the stored parts: the variant from the event type, its
+    // content from the payload text, in one pass over the payload and with no copy of it (a
+    // `{"Type": payload}` document built per event cost an allocation and a copy).
+    let mut payload = serde_json::Deserializer::from_str(event.payload.get());
+    E::deserialize(Tagged {
+        event_type: &event.event_type,
+        payload: &mut payload,
+    })
+    .and_then(|e| payload.end().map(|()| e))
+    .map_err(|e| {
         let reason = e.to_string();
         if reason.starts_with("unknown variant") {
             DecodeError::UnknownEventType {
@@ -81,4 +82,69 @@ pub fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, DecodeError> {
             }
         }
     })
+}
+
+/// A stored event as serde sees an externally tagged enum value: the variant named by the event
+/// type, its content the payload.
+struct Tagged<'a, 'de> {
+    event_type: &'a str,
+    payload: &'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+}
+
+impl<'de> serde::Deserializer<'de> for Tagged<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+impl<'de> serde::de::EnumAccess<'de> for Tagged<'_, 'de> {
+    type Error = serde_json::Error;
+    type Variant = Self;
+
+    fn variant_seed<V: serde::de::DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Self::Error> {
+        use serde::de::IntoDeserializer;
+        let variant = seed.deserialize(self.event_type.into_deserializer())?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de> serde::de::VariantAccess<'de> for Tagged<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn unit_variant(self) -> Result<(), Self::Error> {
+        // A unit variant is stored with a `null` payload.
+        serde::Deserialize::deserialize(&mut *self.payload)
+    }
+
+    fn newtype_variant_seed<T: serde::de::DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Self::Error> {
+        seed.deserialize(&mut *self.payload)
+    }
+
+    fn tuple_variant<V: serde::de::Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_tuple(&mut *self.payload, len, visitor)
+    }
+
+    fn struct_variant<V: serde::de::Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_struct(&mut *self.payload, "", fields, visitor)
+    }
 }
