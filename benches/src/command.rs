@@ -8,7 +8,8 @@
 //! apply. On PostgreSQL and on SQLite (`synchronous=FULL` for both annals and raw).
 //!
 //! Run: `cargo bench -p annals-benches --bench command` (`ANNALS_BENCH_SECS` per case, default 2;
-//! `ANNALS_BENCH_ONLY=postgres|sqlite`; `ANNALS_TEST_PG` for the server).
+//! `ANNALS_BENCH_ONLY=postgres|sqlite`, and `ANNALS_BENCH_LOADS_ONLY=1` for the loads alone;
+//! `ANNALS_TEST_PG` for the server).
 
 #[path = "report.rs"]
 mod report;
@@ -232,7 +233,7 @@ async fn postgres() {
     );
     let plain = Arc::new(Repository::<BenchOrder, _>::new(store.clone()));
     let cached = Arc::new(Repository::<BenchOrder, _>::new(store.clone()).with_cache(4096));
-    for appenders in [1usize, 16] {
+    for appenders in if loads_only() { vec![] } else { vec![1usize, 16] } {
         for k in [1usize, 10] {
             let (mut raw, mut ours, mut ours_cached) = (Sample::empty(), Sample::empty(), Sample::empty());
             let slice = secs() / 2;
@@ -413,7 +414,7 @@ async fn sqlite() {
     );
     let plain = Arc::new(Repository::<BenchOrder, _>::new(store.clone()));
     let cached = Arc::new(Repository::<BenchOrder, _>::new(store.clone()).with_cache(4096));
-    for appenders in [1usize, 16] {
+    for appenders in if loads_only() { vec![] } else { vec![1usize, 16] } {
         for k in [1usize, 10] {
             let (mut raw, mut ours, mut ours_cached) = (Sample::empty(), Sample::empty(), Sample::empty());
             let slice = secs() / 2;
@@ -489,6 +490,10 @@ async fn sqlite() {
     }
     row("raw SELECT + decode + apply, 1 000 events", &raw, None);
     row("annals Repository::load, 1 000 events", &ours, Some(raw.rate()));
+}
+
+fn loads_only() -> bool {
+    std::env::var("ANNALS_BENCH_LOADS_ONLY").is_ok_and(|v| v == "1")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -198,6 +198,14 @@ impl EventStore for AnyStore {
     async fn head_position(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.head_position().await)
     }
+    async fn read_for_fold(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<annals::FoldEvent>, StoreError> {
+        dispatch!(self, s => s.read_for_fold(stream, from, limit).await)
+    }
 }
 
 impl Checkpoints for AnyStore {

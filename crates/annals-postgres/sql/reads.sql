@@ -127,3 +127,19 @@ BEGIN
     ;
 END
 $$;
+
+-- A stream's events from version `from_v` on as a fold needs them: version, type, schema version
+-- and payload text, nothing else (the repository's load; the client decodes the payload once,
+-- into the typed event).
+CREATE OR REPLACE FUNCTION stream_fold_events(stream text, from_v bigint, max bigint)
+RETURNS TABLE (version bigint, event_type text, schema_version integer, payload text)
+LANGUAGE plpgsql STABLE
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT e.version, e.event_type, e.schema_version, e.payload::text
+    FROM events e WHERE e.stream_id = stream AND e.version >= from_v ORDER BY e.version LIMIT max
+    ;
+END
+$$;

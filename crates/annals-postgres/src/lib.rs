@@ -41,8 +41,8 @@ use std::time::{Duration, SystemTime};
 
 use annals::event::PayloadOpener;
 use annals::{
-    AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
-    StreamInfo,
+    AppendOutcome, Direction, EventStore, FoldEvent, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend,
+    StreamId, StreamInfo,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use read::{LOG_AFTER, STREAM_BACKWARDS, STREAM_FORWARDS, STREAM_GROUPS, decode_rows};
@@ -470,6 +470,36 @@ impl EventStore for PostgresStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_all_through(after, limit, None).await
+    }
+
+    async fn read_for_fold(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<FoldEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT * FROM stream_fold_events($1, $2, $3)")
+            .await
+            .map_err(error::db)?;
+        let rows = client
+            .query(&stmt, &[&stream.as_str(), &to_i64(from), &to_i64(limit as u64)])
+            .await
+            .map_err(error::db)?;
+        drop(client);
+        rows.iter()
+            .map(|r| {
+                let version = u64::try_from(r.try_get::<_, i64>(0).map_err(error::db)?).unwrap_or(0);
+                let schema_version = r.try_get::<_, i32>(2).map_err(error::db)?;
+                Ok(FoldEvent {
+                    version,
+                    event_type: r.try_get(1).map_err(error::db)?,
+                    schema_version: u32::try_from(schema_version).map_err(|_| StoreError::Corrupt {
+                        stream: stream.to_string(),
+                        version,
+                        reason: "schema version out of range".into(),
+                        position: None,
+                    })?,
+                    payload: r.try_get(3).map_err(error::db)?,
+                })
+            })
+            .collect()
     }
 
     async fn read_stream_opened(

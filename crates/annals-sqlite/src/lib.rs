@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use annals::event::{PayloadOpener, from_micros};
 use annals::{
-    AppendOutcome, Direction, EventStore, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamId,
-    StreamInfo,
+    AppendOutcome, Direction, EventStore, FoldEvent, ReadStream, RecordedEvent, Snapshot, StoreError, StreamAppend,
+    StreamId, StreamInfo,
 };
 use read::{LOG_AFTER, ReaderPool, STREAM_BACKWARDS, STREAM_FORWARDS, query_events};
 pub use rusqlite;
@@ -385,6 +385,13 @@ impl EventStore for SqliteStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_all_through(after, limit, None).await
+    }
+
+    async fn read_for_fold(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<FoldEvent>, StoreError> {
+        let id = stream.to_string();
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| read::fold_events(conn, &id, from, limit)).await
     }
 
     async fn read_stream_opened(

@@ -154,3 +154,54 @@ pub(crate) fn query_events(
     }
     Ok(out)
 }
+
+/// A stream's events from version `from` on, as a fold needs them: version, type, schema version
+/// and payload text (checked by the typed decode that reads it), nothing else decoded. A row whose
+/// columns are not of their types is [`StoreError::Corrupt`].
+pub(crate) fn fold_events(
+    conn: &Connection,
+    stream: &str,
+    from: i64,
+    limit: i64,
+) -> Result<Vec<annals::FoldEvent>, StoreError> {
+    let b = crate::error::db;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version, event_type, schema_version, payload FROM events
+             WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3",
+        )
+        .map_err(b)?;
+    let mut rows = stmt.query(rusqlite::params![stream, from, limit]).map_err(b)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(b)? {
+        let corrupt = |version: u64, reason: &str| StoreError::Corrupt {
+            stream: stream.to_owned(),
+            version,
+            reason: reason.to_owned(),
+            position: None,
+        };
+        let version = row
+            .get::<_, i64>(0)
+            .ok()
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| corrupt(0, "version is not a positive integer"))?;
+        let event_type = text(row, 1)
+            .map_err(b)?
+            .ok_or_else(|| corrupt(version, "event type is not text"))?;
+        let schema_version = row
+            .get::<_, i64>(2)
+            .ok()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| corrupt(version, "schema version out of range"))?;
+        let payload = text(row, 3)
+            .map_err(b)?
+            .ok_or_else(|| corrupt(version, "payload is not UTF-8 text"))?;
+        out.push(annals::FoldEvent {
+            version,
+            event_type,
+            schema_version,
+            payload,
+        });
+    }
+    Ok(out)
+}

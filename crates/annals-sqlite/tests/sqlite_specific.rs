@@ -69,16 +69,23 @@ async fn a_corrupt_row_is_an_error_naming_stream_and_version() {
     assert!(err.to_string().contains("t-bad") && err.to_string().contains("version 2"));
     let err = store.read_all(0, 10).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
+    // A load reads the payload once, in the typed decode, which names the row the same way.
     let err = repo.load(&sid("t-bad")).await.unwrap_err();
     assert!(
-        matches!(err, RepositoryError::Store(StoreError::Corrupt { version: 2, .. })),
+        matches!(&err, RepositoryError::Decode(DecodeError::Payload { stream, version: 2, .. }) if stream == "t-bad"),
         "{err:?}"
     );
+    assert_eq!(err.kind(), annals::ErrorKind::Corrupt);
 
     raw.execute("UPDATE events SET payload = x'ff00' WHERE version = 2", [])
         .unwrap();
     let err = store.read_stream(&sid("t-bad"), ReadStream::all()).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { version: 2, .. }), "{err:?}");
+    let err = repo.load(&sid("t-bad")).await.unwrap_err();
+    assert!(
+        matches!(err, RepositoryError::Store(StoreError::Corrupt { version: 2, .. })),
+        "not text: {err:?}"
+    );
     raw.execute(
         "UPDATE events SET payload = '{\"amount\": 2}', metadata = 'nope' WHERE version = 2",
         [],

@@ -80,7 +80,7 @@ pub use repository::{
     DELETED_EVENT, Decided, Executed, Loaded, RESTORED_EVENT, Repository, SnapshotPolicy, delete_stream, restore_stream,
 };
 pub use store::{
-    AppendOutcome, Direction, EventStore, MAX_EVENT_BYTES, NewSnapshot, ReadStream, Snapshot, StreamAppend,
+    AppendOutcome, Direction, EventStore, FoldEvent, MAX_EVENT_BYTES, NewSnapshot, ReadStream, Snapshot, StreamAppend,
     StreamAppended, StreamInfo,
 };
 pub use typed::{DomainEvent, decode, encode};

@@ -46,22 +46,50 @@ pub fn encode<E: DomainEvent>(event: &E) -> Result<(String, u32, Box<RawValue>),
 
 /// Decodes a stored event into the domain event type, checking its schema version.
 pub fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, DecodeError> {
-    let expected = E::schema_version(&event.event_type);
-    if event.schema_version != expected {
+    decode_parts(
+        event.stream_id.as_str(),
+        event.version,
+        &event.event_type,
+        event.schema_version,
+        event.payload.get(),
+    )
+}
+
+/// [`decode`] from a stored event's parts: its stream and version (for errors), type, schema
+/// version and payload text.
+pub fn decode_parts<E: DomainEvent>(
+    stream: &str,
+    version: u64,
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) -> Result<E, DecodeError> {
+    struct Parts<'a> {
+        stream: &'a str,
+        version: u64,
+        event_type: &'a str,
+    }
+    let event = Parts {
+        stream,
+        version,
+        event_type,
+    };
+    let expected = E::schema_version(event_type);
+    if schema_version != expected {
         return Err(DecodeError::SchemaVersion {
-            stream: event.stream_id.to_string(),
-            version: event.version,
-            event_type: event.event_type.clone(),
-            stored: event.schema_version,
+            stream: stream.to_owned(),
+            version,
+            event_type: event_type.to_owned(),
+            stored: schema_version,
             expected,
         });
     }
     // The enum is read straight from the stored parts: the variant from the event type, its
     // content from the payload text, in one pass over the payload and with no copy of it (a
     // `{"Type": payload}` document built per event cost an allocation and a copy).
-    let mut payload = serde_json::Deserializer::from_str(event.payload.get());
+    let mut payload = serde_json::Deserializer::from_str(payload);
     E::deserialize(Tagged {
-        event_type: &event.event_type,
+        event_type: event.event_type,
         payload: &mut payload,
     })
     .and_then(|e| payload.end().map(|()| e))
@@ -69,15 +97,15 @@ pub fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, DecodeError> {
         let reason = e.to_string();
         if reason.starts_with("unknown variant") {
             DecodeError::UnknownEventType {
-                stream: event.stream_id.to_string(),
+                stream: event.stream.to_owned(),
                 version: event.version,
-                event_type: event.event_type.clone(),
+                event_type: event.event_type.to_owned(),
             }
         } else {
             DecodeError::Payload {
-                stream: event.stream_id.to_string(),
+                stream: event.stream.to_owned(),
                 version: event.version,
-                event_type: event.event_type.clone(),
+                event_type: event.event_type.to_owned(),
                 reason,
             }
         }

@@ -68,6 +68,31 @@ pub struct Loaded<A> {
     pub deleted: bool,
 }
 
+/// Applies one event read for a fold to a loaded aggregate (a deletion marks it deleted, a
+/// restore clears that).
+fn fold_event<A: Aggregate>(
+    loaded: &mut Loaded<A>,
+    stream: &StreamId,
+    e: &crate::store::FoldEvent,
+) -> Result<(), DecodeError> {
+    if e.event_type == DELETED_EVENT {
+        loaded.deleted = true;
+    } else if e.event_type == RESTORED_EVENT {
+        loaded.deleted = false;
+    } else {
+        let event = crate::typed::decode_parts::<A::Event>(
+            stream.as_str(),
+            e.version,
+            &e.event_type,
+            e.schema_version,
+            &e.payload,
+        )?;
+        loaded.state.apply(&event);
+    }
+    loaded.version = e.version;
+    Ok(())
+}
+
 /// Applies one stored event to a loaded aggregate (a deletion marks it deleted).
 fn fold<A: Aggregate>(loaded: &mut Loaded<A>, rec: &crate::event::RecordedEvent) -> Result<(), DecodeError> {
     if rec.event_type == DELETED_EVENT {
@@ -212,19 +237,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
         loop {
             let want = usize::try_from(limit - loaded.version).unwrap_or(usize::MAX).min(PAGE);
-            let batch = match page.take() {
-                Some(batch) => batch,
+            let read = match page.take() {
+                // The page that came with the snapshot.
+                Some(batch) => {
+                    for rec in &batch {
+                        fold(&mut loaded, rec)?;
+                    }
+                    batch.len()
+                }
                 None if want > 0 => {
-                    self.store
-                        .read_stream(id, ReadStream::from_version(loaded.version + 1).limit(want))
-                        .await?
+                    let batch = self.store.read_for_fold(id, loaded.version + 1, want).await?;
+                    for e in &batch {
+                        fold_event(&mut loaded, id, e)?;
+                    }
+                    batch.len()
                 }
                 None => return Ok(loaded),
             };
-            for rec in &batch {
-                fold(&mut loaded, rec)?;
-            }
-            if want == 0 || batch.len() < want || loaded.version >= limit {
+            if want == 0 || read < want || loaded.version >= limit {
                 return Ok(loaded);
             }
         }

@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_case!($factory, live_follower_sees_every_event_in_order);
         $crate::__conformance_case!($factory, snapshots_never_change_the_answer);
         $crate::__conformance_case!($factory, stale_snapshots_are_ignored);
+        $crate::__conformance_case!($factory, fold_reads_match_stream_reads);
         $crate::__conformance_case!($factory, old_events_stay_readable);
         $crate::__conformance_case!($factory, bad_input_is_refused);
         $crate::__conformance_case!($factory, unknown_event_types_are_typed_errors);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::sid;
+use super::{ev, sid};
 use crate::event::Metadata;
 use crate::repository::{Repository, SnapshotPolicy};
 use crate::store::EventStore;
@@ -120,4 +120,39 @@ pub async fn time_travel_by_version_and_time<S: EventStore + Clone>(store: S) {
     assert_eq!((then.state.total, then.version), (3, 2));
     let before_all = repo.load_at_time(&s, SystemTime::UNIX_EPOCH).await.unwrap();
     assert_eq!((before_all.state.total, before_all.version), (0, 0));
+}
+
+/// §3: what a repository's load reads (`read_for_fold`, which backends override to decode less)
+/// is exactly the stream read's version, type, schema version and payload, for any window.
+pub async fn fold_reads_match_stream_reads<S: EventStore>(store: S) {
+    use crate::store::{FoldEvent, ReadStream};
+    let (a, b) = (sid("fold-a"), sid("fold-b"));
+    for i in 0..7 {
+        let e = crate::event::NewEvent::from_json(
+            "Counted",
+            format!(r#"{{"n":{i},"big":123456789012345678901234567890}}"#),
+        )
+        .unwrap()
+        .with_schema_version(1 + (i % 2) as u32);
+        store
+            .append_to_stream(a.clone(), "Fold", crate::ids::ExpectedVersion::Any, vec![e])
+            .await
+            .unwrap();
+        store
+            .append_to_stream(b.clone(), "Fold", crate::ids::ExpectedVersion::Any, vec![ev(i)])
+            .await
+            .unwrap();
+    }
+    for (from, limit) in [(1, usize::MAX), (1, 3), (4, 2), (7, 10), (8, 5), (1, 0)] {
+        let expected: Vec<FoldEvent> = store
+            .read_stream(&a, ReadStream::from_version(from).limit(limit))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(FoldEvent::from)
+            .collect();
+        let got = store.read_for_fold(&a, from, limit).await.unwrap();
+        assert_eq!(got, expected, "from {from}, limit {limit}");
+    }
+    assert!(store.read_for_fold(&sid("fold-none"), 1, 10).await.unwrap().is_empty());
 }
