@@ -18,17 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use annals::{Aggregate, DomainEvent, EventStore, Metadata, Repository, StreamId};
+use annals_bench_harness::{COMMANDS_PER_AGGREGATE, Line, record, run_commands, timed_loads};
 use report::{Sample, header, row, secs};
 use serde::{Deserialize, Serialize};
-
-/// A line of an order, as the benches' payloads have them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Line {
-    menu_item_id: String,
-    name: String,
-    quantity: u32,
-    price_cents: i64,
-}
 
 /// The bench aggregate: an order revised again and again.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -74,12 +66,7 @@ impl Aggregate for BenchOrder {
 
 fn revised(n: i64) -> BenchEvent {
     BenchEvent::OrderRevised {
-        line_items: vec![Line {
-            menu_item_id: "m-7".into(),
-            name: "Chicken Vindaloo".into(),
-            quantity: 2,
-            price_cents: 1250,
-        }],
+        line_items: vec![Line::vindaloo()],
         total_cents: 2500 + n,
     }
 }
@@ -111,8 +98,6 @@ fn fold_raw(payloads: impl Iterator<Item = String>) -> BenchOrder {
     state
 }
 
-const COMMANDS_PER_AGGREGATE: usize = 10;
-
 /// `appenders` tasks, each running commands of `k` events on aggregates of its own (a new one
 /// every 10 commands) through `repo`, for `time`.
 async fn annals_commands<S: EventStore + Clone + 'static>(
@@ -122,35 +107,15 @@ async fn annals_commands<S: EventStore + Clone + 'static>(
     tag: &str,
     time: Duration,
 ) -> Sample {
-    let deadline = Instant::now() + time;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..appenders {
-        let repo = repo.clone();
-        let tag = tag.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let meta = Metadata::by("bench");
-            let mut n = 0usize;
-            while Instant::now() < deadline {
-                let id = StreamId::new(format!("cmd-{tag}-{w}-{}", n / COMMANDS_PER_AGGREGATE)).unwrap();
-                let t = Instant::now();
-                repo.execute(&id, &k, &meta).await.unwrap();
-                lat.push(t.elapsed());
-                n += 1;
-            }
-            lat
-        }));
-    }
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    Sample {
-        events: latencies.len() * k,
-        latencies,
-        elapsed: started.elapsed(),
-    }
+    let tag = Arc::<str>::from(tag);
+    run_commands(appenders, k, time, move |w, aggregate| {
+        let (repo, tag) = (repo.clone(), tag.clone());
+        async move {
+            let id = StreamId::new(format!("cmd-{tag}-{w}-{aggregate}")).unwrap();
+            repo.execute(&id, &k, &Metadata::by("bench")).await.unwrap();
+        }
+    })
+    .await
 }
 
 // ---------- PostgreSQL ----------
@@ -176,49 +141,38 @@ async fn pg_connect(schema: &str) -> tokio_postgres::Client {
     client
 }
 
-/// The raw command: SELECT + decode + apply, then one INSERT of `k` rows (autocommit).
+/// The raw command: SELECT + decode + apply, then one INSERT of `k` rows (autocommit), each
+/// appender on a connection of its own with both statements prepared.
 async fn pg_raw_commands(schema: &str, appenders: usize, k: usize, tag: &str, time: Duration) -> Sample {
-    let deadline = Instant::now() + time;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..appenders {
+    let mut clients = Vec::new();
+    for _ in 0..appenders {
         let client = pg_connect(schema).await;
-        let tag = tag.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let select = client.prepare(PG_RAW_SELECT).await.unwrap();
-            let insert = client.prepare(PG_RAW_INSERT).await.unwrap();
-            let meta = Metadata::by("bench").to_json();
-            let mut lat = Vec::new();
-            let mut n = 0usize;
-            while Instant::now() < deadline {
-                let id = format!("raw-{tag}-{w}-{}", n / COMMANDS_PER_AGGREGATE);
-                let t = Instant::now();
-                let rows = client.query(&select, &[&id]).await.unwrap();
-                let state = fold_raw(rows.iter().map(|r| r.get::<_, String>(0)));
-                let first = state.revisions as i64 + 1;
-                let versions: Vec<i64> = (first..first + k as i64).collect();
-                let ids: Vec<uuid::Uuid> = (0..k).map(|_| uuid::Uuid::now_v7()).collect();
-                let payloads: Vec<String> = (0..k).map(|i| revised_json(i as i64)).collect();
-                let metas: Vec<&str> = (0..k).map(|_| meta.as_str()).collect();
-                client
-                    .execute(&insert, &[&id, &versions, &ids, &payloads, &metas])
-                    .await
-                    .unwrap();
-                lat.push(t.elapsed());
-                n += 1;
-            }
-            lat
-        }));
+        let select = client.prepare(PG_RAW_SELECT).await.unwrap();
+        let insert = client.prepare(PG_RAW_INSERT).await.unwrap();
+        clients.push(Arc::new((client, select, insert)));
     }
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    Sample {
-        events: latencies.len() * k,
-        latencies,
-        elapsed: started.elapsed(),
-    }
+    let clients = Arc::new(clients);
+    let tag = Arc::<str>::from(tag);
+    let meta = Arc::<str>::from(Metadata::by("bench").to_json());
+    run_commands(appenders, k, time, move |w, aggregate| {
+        let (c, tag, meta) = (clients[w].clone(), tag.clone(), meta.clone());
+        async move {
+            let (client, select, insert) = &*c;
+            let id = format!("raw-{tag}-{w}-{aggregate}");
+            let rows = client.query(select, &[&id]).await.unwrap();
+            let state = fold_raw(rows.iter().map(|r| r.get::<_, String>(0)));
+            let first = state.revisions as i64 + 1;
+            let versions: Vec<i64> = (first..first + k as i64).collect();
+            let ids: Vec<uuid::Uuid> = (0..k).map(|_| uuid::Uuid::now_v7()).collect();
+            let payloads: Vec<String> = (0..k).map(|i| revised_json(i as i64)).collect();
+            let metas: Vec<&str> = (0..k).map(|_| &*meta).collect();
+            client
+                .execute(insert, &[&id, &versions, &ids, &payloads, &metas])
+                .await
+                .unwrap();
+        }
+    })
+    .await
 }
 
 async fn postgres() {
@@ -243,14 +197,7 @@ async fn postgres() {
                 ours.add(annals_commands(plain.clone(), appenders, k, &tag, slice).await);
                 ours_cached.add(annals_commands(cached.clone(), appenders, k, &format!("c{tag}"), slice).await);
             }
-            let label = format!("{appenders} appender(s) × {k} event(s)/command");
-            row(&format!("raw SELECT + INSERT, {label}"), &raw, None);
-            row(&format!("annals, {label}"), &ours, Some(raw.rate()));
-            row(
-                &format!("annals + state cache, {label}"),
-                &ours_cached,
-                Some(raw.rate()),
-            );
+            commands_rows("postgres", appenders, k, [&raw, &ours, &ours_cached]);
         }
     }
     header(
@@ -291,30 +238,9 @@ async fn postgres() {
             .await,
         );
     }
-    row("raw SELECT + decode + apply, 1 000 events", &raw, None);
-    row("annals Repository::load, 1 000 events", &ours, Some(raw.rate()));
+    load_rows("postgres", &raw, &ours);
     drop(store);
     drop(guard);
-}
-
-/// Runs `load` one after another for `time`; one sample per load.
-async fn timed_loads<F, Fut>(time: Duration, load: F) -> Sample
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    while started.elapsed() < time {
-        let t = Instant::now();
-        load().await;
-        latencies.push(t.elapsed());
-    }
-    Sample {
-        events: latencies.len(),
-        latencies,
-        elapsed: started.elapsed(),
-    }
 }
 
 // ---------- SQLite ----------
@@ -430,14 +356,7 @@ async fn sqlite() {
                 ours.add(annals_commands(plain.clone(), appenders, k, &tag, slice).await);
                 ours_cached.add(annals_commands(cached.clone(), appenders, k, &format!("c{tag}"), slice).await);
             }
-            let label = format!("{appenders} appender(s) × {k} event(s)/command");
-            row(&format!("raw SELECT + INSERT, {label}"), &raw, None);
-            row(&format!("annals, {label}"), &ours, Some(raw.rate()));
-            row(
-                &format!("annals + state cache, {label}"),
-                &ours_cached,
-                Some(raw.rate()),
-            );
+            commands_rows("sqlite", appenders, k, [&raw, &ours, &ours_cached]);
         }
     }
     header(
@@ -488,8 +407,33 @@ async fn sqlite() {
             .await,
         );
     }
-    row("raw SELECT + decode + apply, 1 000 events", &raw, None);
-    row("annals Repository::load, 1 000 events", &ours, Some(raw.rate()));
+    load_rows("sqlite", &raw, &ours);
+}
+
+/// Prints one command case's rows and records them for the side-by-side table.
+fn commands_rows(backend: &str, appenders: usize, k: usize, [raw, ours, cached]: [&Sample; 3]) {
+    let label = format!("{appenders} appender(s) × {k} event(s)/command");
+    row(&format!("raw SELECT + INSERT, {label}"), raw, None);
+    row(&format!("annals, {label}"), ours, Some(raw.rate()));
+    row(&format!("annals + state cache, {label}"), cached, Some(raw.rate()));
+    let workload = format!("commands {appenders}×{k}");
+    record(backend, &workload, "raw SELECT + INSERT", "events/s", raw);
+    record(backend, &workload, "annals", "events/s", ours);
+    record(backend, &workload, "annals + state cache", "events/s", cached);
+}
+
+/// Prints the load rows and records them for the side-by-side table.
+fn load_rows(backend: &str, raw: &Sample, ours: &Sample) {
+    row("raw SELECT + decode + apply, 1 000 events", raw, None);
+    row("annals Repository::load, 1 000 events", ours, Some(raw.rate()));
+    record(
+        backend,
+        "load of 1 000 events",
+        "raw SELECT + decode + apply",
+        "loads/s",
+        raw,
+    );
+    record(backend, "load of 1 000 events", "annals", "loads/s", ours);
 }
 
 fn loads_only() -> bool {
