@@ -2,11 +2,13 @@
 //! once (DESIGN §1.5, §6). This is the polling source: it reads the global log from a durable
 //! cursor (a checkpoint named `relay.<name>`, so `annals status` shows its lag) and stores the
 //! cursor only after the broker acknowledged everything before it — when it has caught up, and
-//! every 100 ms while it is busy, so the cursor's commit is not on every batch's path. Broker or
-//! database outages are waited out by the one delivery policy ([`crate::consume::policy`]):
-//! retried with a jittered backoff, logged and shown in the `health` table (component
-//! `relay.<name>`) while they last; nothing is skipped. A failure no retry fixes (a broker that
-//! refuses the stream, a row of the log that cannot be read) stops the relay with its error.
+//! every 100 ms while it is busy, so the cursor's commit is not on every batch's path. While the
+//! broker acknowledges a full batch, the next one is read; one batch is sent at a time, so a
+//! failure can never put a later event ahead of an earlier one. Broker or database outages are
+//! waited out by the one delivery policy ([`crate::consume::policy`]): retried with a jittered
+//! backoff, logged and shown in the `health` table (component `relay.<name>`) while they last;
+//! nothing is skipped. A failure no retry fixes (a broker that refuses the stream, a row of the
+//! log that cannot be read) stops the relay with its error.
 //!
 //! One relay per name is active at a time: it holds a lease (a row in the store's `leases`
 //! table, renewed every third of its time to live). A second relay with the same name waits and
@@ -213,6 +215,7 @@ where
         let mut renewed = Instant::now();
         let (mut saved, mut saved_at) = (progress.position, Instant::now());
         let mut at_head = false;
+        let mut ahead: Option<Vec<RecordedEvent>> = None;
         loop {
             if renewed.elapsed() >= renew_every {
                 match self.store.hold_lease(&self.name, &self.holder, self.lease_ttl).await {
@@ -240,18 +243,34 @@ where
                 }
                 at_head = false;
             }
-            let events = match self.store.read_all(progress.position, self.batch).await {
-                Ok(events) => events,
-                Err(e) => {
-                    self.store_failed("reading the log", e, progress).await?;
-                    continue;
-                }
+            let events = match ahead.take() {
+                Some(events) => events,
+                None => match self.store.read_all(progress.position, self.batch).await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        self.store_failed("reading the log", e, progress).await?;
+                        continue;
+                    }
+                },
             };
             let Some(last) = events.last().map(|e| e.global_position) else {
                 at_head = true;
                 continue;
             };
-            if let Err(e) = self.publisher.publish(&events).await {
+            // A full batch means more is waiting: read the next one while the broker acknowledges
+            // this one. The next batch is sent only after this one is acknowledged, so a broker
+            // failure can never put a later event ahead of an earlier one.
+            let full = events.len() == self.batch;
+            let published = if full {
+                let (published, next) =
+                    tokio::join!(self.publisher.publish(&events), self.store.read_all(last, self.batch));
+                // A failed read-ahead is read again, and handled, on the next turn.
+                ahead = next.ok().filter(|_| published.is_ok());
+                published
+            } else {
+                self.publisher.publish(&events).await
+            };
+            if let Err(e) = published {
                 let kind = kind_of(e.as_ref()).unwrap_or(ErrorKind::Unavailable);
                 if kind.is_transient() {
                     progress.retries += 1;
@@ -271,7 +290,7 @@ where
             }
             progress.position = last;
             // A short batch was the head: wait for more rather than read an empty page.
-            at_head = events.len() < self.batch;
+            at_head = !full;
             // Under load the cursor is stored at most every CURSOR_EVERY, not after every batch:
             // a crash repeats what was published since, which the broker and the inbox absorb.
             if saved_at.elapsed() >= CURSOR_EVERY {

@@ -8,8 +8,14 @@
 //! log and the same `Annals-Position` headers as with polling. An event the stream did not carry
 //! (inserted before the slot existed) is read from the store instead.
 //!
+//! Batches: a sequencer transaction's events are published as soon as the stream has nothing
+//! more ready; under load, the transactions that arrived meanwhile go out as one batch (up to
+//! 500 events), so a busy relay does not pay a broker round trip per transaction.
+//!
 //! Progress: the cursor `relay.<name>` (the last published position, shared with the polling
-//! relay of that name, so either can take over) is stored after the broker acknowledged; the slot
+//! relay of that name, so either can take over) is stored after the broker acknowledged — at
+//! once when the relay is idle, at most every 100 ms while it is busy, as the polling relay
+//! does (a restart repeats what was published since, which the broker and the inbox absorb); the slot
 //! is acknowledged up to the commit of the oldest transaction whose events are still waiting for
 //! positions, else to the last fully published transaction — never further, so a restart
 //! streams again everything not yet published (positions at or below the cursor are skipped).
@@ -30,6 +36,23 @@ use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationE
 
 use crate::PostgresStore;
 use pgoutput::{Message, Relation};
+
+/// How often a busy tailing relay stores its cursor (an idle one stores it at once).
+const CURSOR_EVERY: Duration = Duration::from_millis(100);
+
+/// The most events published as one batch (several sequencer transactions' worth under load).
+const PUBLISH_BATCH: usize = 500;
+
+/// `future`'s output if it is ready at its first poll; else `None` (the future is dropped, so it
+/// must be cancel-safe, as a channel's `recv` is).
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
 
 /// Names of the publication and of a relay's slot in `schema`.
 pub fn publication_name(schema: &str) -> String {
@@ -282,7 +305,13 @@ impl<P: Publisher> TailRelay<P> {
         );
         let result = loop {
             tokio::select! {
-                () = &mut stop => break Ok(progress),
+                () = &mut stop => {
+                    // What was published since the cursor was last stored.
+                    if progress.published > 0 {
+                        let _ = self.store.save_checkpoint(&format!("relay.{}", self.name), progress.position).await;
+                    }
+                    break Ok(progress);
+                }
                 ran = self.lead(&mut progress) => match ran {
                     Ok(()) => trouble.recovered(&self.store).await,
                     Err(e) if e.kind().is_transient() => {
@@ -351,6 +380,11 @@ impl<P: Publisher> TailRelay<P> {
         let mut waiting = Waiting::default();
         let mut renewed = Instant::now();
         let schema = self.store.schema().to_owned();
+        // Placed events not yet published, and the slot position to acknowledge once they are.
+        let mut pending: Vec<RecordedEvent> = Vec::new();
+        let mut pending_lsn: Option<u64> = None;
+        let mut saved = cursor;
+        let mut saved_at = Instant::now();
         loop {
             if renewed.elapsed() >= renew_every {
                 if !self.hold().await? {
@@ -363,8 +397,46 @@ impl<P: Publisher> TailRelay<P> {
                     self.store.assign_positions().await?;
                 }
             }
-            let event = tokio::time::timeout(renew_every, client.recv()).await;
-            let Ok(event) = event else { continue };
+            if saved < cursor && pending.is_empty() && saved_at.elapsed() >= CURSOR_EVERY {
+                self.store.save_checkpoint(&cursor_name, cursor).await?;
+                (saved, saved_at) = (cursor, Instant::now());
+            }
+            // With events to publish, take only what the stream has ready (several sequencer
+            // transactions then go out as one batch); with a cursor to store, wait no longer than
+            // CURSOR_EVERY; else until the lease wants renewing.
+            let received = if !pending.is_empty() {
+                // Polled once, not through a zero timeout: a timer fires only at its next tick
+                // (a millisecond), which every published batch would wait for.
+                ready_now(client.recv()).await.ok_or(())
+            } else {
+                let wait = if saved < cursor { CURSOR_EVERY } else { renew_every };
+                tokio::time::timeout(wait, client.recv()).await.map_err(|_| ())
+            };
+            let event = match received {
+                Ok(event) if pending.len() < PUBLISH_BATCH => event,
+                ready => {
+                    if !pending.is_empty() {
+                        let batch = std::mem::take(&mut pending);
+                        let last = batch.last().map_or(cursor, |e| e.global_position);
+                        let n = batch.len() as u64;
+                        self.publish(batch).await?;
+                        progress.published += n;
+                        progress.position = last;
+                        cursor = last;
+                        if let Some(lsn) = pending_lsn.take() {
+                            client.update_applied_lsn(Lsn::from_u64(lsn));
+                        }
+                    } else if ready.is_err() && saved < cursor {
+                        // Nothing came for CURSOR_EVERY: idle, so store the cursor now.
+                        self.store.save_checkpoint(&cursor_name, cursor).await?;
+                        (saved, saved_at) = (cursor, Instant::now());
+                    }
+                    match ready {
+                        Ok(event) => event,
+                        Err(_) => continue,
+                    }
+                }
+            };
             let event =
                 event.map_err(|e| StoreError::unavailable(format!("the replication stream failed: {e}"), None))?;
             match event {
@@ -400,21 +472,18 @@ impl<P: Publisher> TailRelay<P> {
                         waiting.insert(e, lsn.as_u64());
                     }
                     if !txn.groups.is_empty() {
-                        let batch = self.place(txn.groups, &mut waiting, cursor).await?;
-                        if let Some(last) = batch.last().map(|e| e.global_position) {
-                            let n = batch.len() as u64;
-                            self.publish(batch).await?;
-                            self.store.save_checkpoint(&cursor_name, last).await?;
-                            progress.published += n;
-                            progress.position = last;
-                            cursor = last;
-                        }
+                        let after = pending.last().map_or(cursor, |e| e.global_position);
+                        pending.extend(self.place(txn.groups, &mut waiting, after).await?);
                     }
                     let safe = waiting.oldest_lsn().unwrap_or(end_lsn.as_u64());
-                    client.update_applied_lsn(Lsn::from_u64(safe));
+                    if pending.is_empty() {
+                        client.update_applied_lsn(Lsn::from_u64(safe));
+                    } else {
+                        pending_lsn = Some(safe);
+                    }
                 }
                 Some(ReplicationEvent::KeepAlive { wal_end, .. }) => {
-                    if waiting.is_empty() && txn.events.is_empty() {
+                    if waiting.is_empty() && txn.events.is_empty() && pending.is_empty() {
                         client.update_applied_lsn(wal_end);
                     }
                 }
