@@ -128,18 +128,17 @@ BEGIN
 END
 $$;
 
--- A stream's events from version `from_v` on as a fold needs them: version, type, schema version
--- and payload text, nothing else (the repository's load; the client decodes the payload once,
--- into the typed event).
+-- A stream's events from version $2 on (at most $3) as a fold needs them: version, type, schema
+-- version and payload text, nothing else (the repository's load; the client decodes the payload
+-- once, into the typed event). Unlike the reads above, a plain SQL function with no SET clause,
+-- so PostgreSQL inlines it into the caller's statement: no plan per call and no tuplestore
+-- (PL/pgSQL's RETURN QUERY copies every row once more: 0.53 ms against 0.28 ms on the server for
+-- 1 000 events). Its plan cannot go bad on a young table: equality on the first column of
+-- UNIQUE (stream_id, version) and ORDER BY its second is an index scan even when planned on an
+-- empty table (test `the_fold_read_keeps_an_index_plan_made_on_an_empty_table`).
 CREATE OR REPLACE FUNCTION stream_fold_events(stream text, from_v bigint, max bigint)
 RETURNS TABLE (version bigint, event_type text, schema_version integer, payload text)
-LANGUAGE plpgsql STABLE
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
+LANGUAGE sql STABLE AS $$
     SELECT e.version, e.event_type, e.schema_version, e.payload::text
-    FROM events e WHERE e.stream_id = stream AND e.version >= from_v ORDER BY e.version LIMIT max
-    ;
-END
+    FROM events e WHERE e.stream_id = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3
 $$;

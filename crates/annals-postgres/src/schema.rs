@@ -127,6 +127,14 @@ pub const MIGRATIONS: &[Migration] = &[
                stream_groups, read together; the client computes positions",
         sql: &[include_str!("../sql/reads.sql")],
     },
+    Migration {
+        version: 15,
+        note: "stream_fold_events as an inlinable SQL function: no tuplestore copy of every row",
+        sql: &[
+            "DROP FUNCTION IF EXISTS stream_fold_events(text, bigint, bigint);",
+            include_str!("../sql/reads.sql"),
+        ],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,

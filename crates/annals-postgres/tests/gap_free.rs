@@ -385,6 +385,47 @@ async fn the_sequencer_reads_events_by_index_with_a_plan_made_on_an_empty_table(
     assert_eq!(store.head_position().await.unwrap(), 501);
 }
 
+/// The repository's fold read (`stream_fold_events`, inlined into the caller's statement) keeps
+/// an index plan when its statement was prepared, and its generic plan cached, while nothing was
+/// stored: a later read of one stream among many scans no other rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fold_read_keeps_an_index_plan_made_on_an_empty_table() {
+    let (store, guard) = common::fresh().await;
+    let mut client = common::raw_client(&guard.schema).await;
+    let read = client
+        .prepare("SELECT * FROM stream_fold_events($1, $2, $3)")
+        .await
+        .unwrap();
+    // More runs than PostgreSQL's five custom plans, so the generic plan is made now and kept.
+    for _ in 0..8 {
+        let rows = client.query(&read, &[&"fold-0", &1i64, &1000i64]).await.unwrap();
+        assert!(rows.is_empty());
+    }
+    for s in 0..20 {
+        let events = (0..25).map(ev).collect();
+        store
+            .append_to_stream(sid(&format!("fold-{s}")), "Counter", ExpectedVersion::NoStream, events)
+            .await
+            .unwrap();
+    }
+    let tx = client.transaction().await.unwrap();
+    let rows = tx.query(&read, &[&"fold-7", &3i64, &1000i64]).await.unwrap();
+    let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, (3..=25).collect::<Vec<i64>>(), "the stream from v3, in order");
+    let row = tx
+        .query_one(
+            "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
+             WHERE relname = 'events' AND schemaname = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (seq, idx): (i64, i64) = (row.get(0), row.get(1));
+    tx.commit().await.unwrap();
+    assert_eq!(seq, 0, "the fold read scanned all of events");
+    assert!(idx > 0, "the fold read used the index");
+}
+
 /// The stress test with slow transactions beside fast appends: some writers hold their
 /// transaction open for a few milliseconds (several sequencer runs) before committing, to the
 /// same streams the fast ones write, so many runs see them in their snapshot's running list. A
