@@ -198,13 +198,19 @@ impl EventStore for AnyStore {
     async fn head_position(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.head_position().await)
     }
-    async fn read_for_fold(
+    async fn read_for_fold<A, F>(
         &self,
         stream: &StreamId,
         from: u64,
         limit: usize,
-    ) -> Result<Vec<annals::FoldEvent>, StoreError> {
-        dispatch!(self, s => s.read_for_fold(stream, from, limit).await)
+        acc: A,
+        step: F,
+    ) -> Result<(A, usize), StoreError>
+    where
+        A: Send + 'static,
+        F: FnMut(&mut A, annals::FoldEvent<'_>) + Send + 'static,
+    {
+        dispatch!(self, s => s.read_for_fold(stream, from, limit, acc, step).await)
     }
 }
 

@@ -472,7 +472,18 @@ impl EventStore for PostgresStore {
         self.read_all_through(after, limit, None).await
     }
 
-    async fn read_for_fold(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<FoldEvent>, StoreError> {
+    async fn read_for_fold<A, F>(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        limit: usize,
+        mut acc: A,
+        mut step: F,
+    ) -> Result<(A, usize), StoreError>
+    where
+        A: Send + 'static,
+        F: FnMut(&mut A, FoldEvent<'_>) + Send + 'static,
+    {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached("SELECT * FROM stream_fold_events($1, $2, $3)")
@@ -483,23 +494,24 @@ impl EventStore for PostgresStore {
             .await
             .map_err(error::db)?;
         drop(client);
-        rows.iter()
-            .map(|r| {
-                let version = u64::try_from(r.try_get::<_, i64>(0).map_err(error::db)?).unwrap_or(0);
-                let schema_version = r.try_get::<_, i32>(2).map_err(error::db)?;
-                Ok(FoldEvent {
+        // Each payload is decoded where the row holds it: no copy per event.
+        for r in &rows {
+            let version = u64::try_from(r.try_get::<_, i64>(0).map_err(error::db)?).unwrap_or(0);
+            let schema_version = r.try_get::<_, i32>(2).map_err(error::db)?;
+            let event = FoldEvent {
+                version,
+                event_type: r.try_get(1).map_err(error::db)?,
+                schema_version: u32::try_from(schema_version).map_err(|_| StoreError::Corrupt {
+                    stream: stream.to_string(),
                     version,
-                    event_type: r.try_get(1).map_err(error::db)?,
-                    schema_version: u32::try_from(schema_version).map_err(|_| StoreError::Corrupt {
-                        stream: stream.to_string(),
-                        version,
-                        reason: "schema version out of range".into(),
-                        position: None,
-                    })?,
-                    payload: r.try_get(3).map_err(error::db)?,
-                })
-            })
-            .collect()
+                    reason: "schema version out of range".into(),
+                    position: None,
+                })?,
+                payload: r.try_get(3).map_err(error::db)?,
+            };
+            step(&mut acc, event);
+        }
+        Ok((acc, rows.len()))
     }
 
     async fn read_stream_opened(

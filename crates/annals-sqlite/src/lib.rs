@@ -387,11 +387,23 @@ impl EventStore for SqliteStore {
         self.read_all_through(after, limit, None).await
     }
 
-    async fn read_for_fold(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<FoldEvent>, StoreError> {
+    async fn read_for_fold<A, F>(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        limit: usize,
+        mut acc: A,
+        step: F,
+    ) -> Result<(A, usize), StoreError>
+    where
+        A: Send + 'static,
+        F: FnMut(&mut A, FoldEvent<'_>) + Send + 'static,
+    {
         let id = stream.to_string();
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |conn| read::fold_events(conn, &id, from, limit)).await
+        self.read(move |conn| read::fold_events(conn, &id, from, limit, &mut acc, step).map(|read| (acc, read)))
+            .await
     }
 
     async fn read_stream_opened(

@@ -155,15 +155,18 @@ pub(crate) fn query_events(
     Ok(out)
 }
 
-/// A stream's events from version `from` on, as a fold needs them: version, type, schema version
-/// and payload text (checked by the typed decode that reads it), nothing else decoded. A row whose
-/// columns are not of their types is [`StoreError::Corrupt`].
-pub(crate) fn fold_events(
+/// Folds a stream's events from version `from` on into `acc`: version, type, schema version and
+/// payload text, each given to `step` borrowed from the row (no copy; the typed decode checks the
+/// payload), nothing else read. Returns how many were read. A row whose columns are not of their
+/// types is [`StoreError::Corrupt`].
+pub(crate) fn fold_events<A>(
     conn: &Connection,
     stream: &str,
     from: i64,
     limit: i64,
-) -> Result<Vec<annals::FoldEvent>, StoreError> {
+    acc: &mut A,
+    mut step: impl FnMut(&mut A, annals::FoldEvent<'_>),
+) -> Result<usize, StoreError> {
     let b = crate::error::db;
     let mut stmt = conn
         .prepare_cached(
@@ -172,7 +175,7 @@ pub(crate) fn fold_events(
         )
         .map_err(b)?;
     let mut rows = stmt.query(rusqlite::params![stream, from, limit]).map_err(b)?;
-    let mut out = Vec::new();
+    let mut read = 0;
     while let Some(row) = rows.next().map_err(b)? {
         let corrupt = |version: u64, reason: &str| StoreError::Corrupt {
             stream: stream.to_owned(),
@@ -185,23 +188,35 @@ pub(crate) fn fold_events(
             .ok()
             .and_then(|v| u64::try_from(v).ok())
             .ok_or_else(|| corrupt(0, "version is not a positive integer"))?;
-        let event_type = text(row, 1)
-            .map_err(b)?
-            .ok_or_else(|| corrupt(version, "event type is not text"))?;
         let schema_version = row
             .get::<_, i64>(2)
             .ok()
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| corrupt(version, "schema version out of range"))?;
-        let payload = text(row, 3)
+        let event_type = borrowed_text(row, 1)
+            .map_err(b)?
+            .ok_or_else(|| corrupt(version, "event type is not text"))?;
+        let payload = borrowed_text(row, 3)
             .map_err(b)?
             .ok_or_else(|| corrupt(version, "payload is not UTF-8 text"))?;
-        out.push(annals::FoldEvent {
-            version,
-            event_type,
-            schema_version,
-            payload,
-        });
+        step(
+            acc,
+            annals::FoldEvent {
+                version,
+                event_type,
+                schema_version,
+                payload,
+            },
+        );
+        read += 1;
     }
-    Ok(out)
+    Ok(read)
+}
+
+/// Column `i` as text borrowed from the row; `None` if it is not UTF-8 text.
+fn borrowed_text<'r>(row: &'r Row<'_>, i: usize) -> Result<Option<&'r str>, rusqlite::Error> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+        _ => None,
+    })
 }

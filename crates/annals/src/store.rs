@@ -165,27 +165,28 @@ impl ReadStream {
 
 /// An event as a fold reads it: its version, type, schema version and payload text — what a
 /// [`Repository`](crate::Repository) load needs, without the metadata, id, time and position a
-/// [`RecordedEvent`] carries. Backends answer [`EventStore::read_for_fold`] with less work per
-/// event (no metadata parse, no second pass over the payload: the typed decode reads it).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FoldEvent {
+/// [`RecordedEvent`] carries — borrowed from the backend's row for the time of one decode, so a
+/// backend answering [`EventStore::read_for_fold`] copies nothing per event: the typed decode
+/// reads the payload where the row holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoldEvent<'a> {
     /// Version within the stream.
     pub version: u64,
     /// The event type.
-    pub event_type: String,
+    pub event_type: &'a str,
     /// The payload's schema version.
     pub schema_version: u32,
     /// The payload, as stored: JSON text, checked when the typed decode reads it.
-    pub payload: String,
+    pub payload: &'a str,
 }
 
-impl From<RecordedEvent> for FoldEvent {
-    fn from(e: RecordedEvent) -> Self {
+impl<'a> From<&'a RecordedEvent> for FoldEvent<'a> {
+    fn from(e: &'a RecordedEvent) -> Self {
         Self {
             version: e.version,
-            event_type: e.event_type,
+            event_type: &e.event_type,
             schema_version: e.schema_version,
-            payload: e.payload.get().to_owned(),
+            payload: e.payload.get(),
         }
     }
 }
@@ -262,21 +263,32 @@ pub trait EventStore: Send + Sync {
         async move { open_payloads(self.read_all(after, limit).await?, &open) }
     }
 
-    /// A stream's events from version `from` on, oldest first, at most `limit`, as a fold needs
-    /// them ([`FoldEvent`]): the repository's load. By default a [`read_stream`](Self::read_stream)
-    /// (so wrappers that change what reads see — upcasters, crypto-shredding — keep doing so);
-    /// backends override it to read and decode less per event.
-    fn read_for_fold(
+    /// Folds a stream's events from version `from` on, oldest first, at most `limit`: `step` is
+    /// given `acc` and each event as a fold needs it ([`FoldEvent`], borrowed from the row), and
+    /// `acc` comes back with how many events were read — the repository's load, in one pass with
+    /// nothing held per event. By default a [`read_stream`](Self::read_stream) (so wrappers
+    /// that change what reads see — upcasters, crypto-shredding — keep doing so); backends
+    /// override it to read less per event and to decode each payload where their row holds it.
+    fn read_for_fold<A, F>(
         &self,
         stream: &StreamId,
         from: u64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<FoldEvent>, StoreError>> + Send {
+        mut acc: A,
+        mut step: F,
+    ) -> impl Future<Output = Result<(A, usize), StoreError>> + Send
+    where
+        A: Send + 'static,
+        F: FnMut(&mut A, FoldEvent<'_>) + Send + 'static,
+    {
         async move {
             let events = self
                 .read_stream(stream, ReadStream::from_version(from).limit(limit))
                 .await?;
-            Ok(events.into_iter().map(FoldEvent::from).collect())
+            for e in &events {
+                step(&mut acc, FoldEvent::from(e));
+            }
+            Ok((acc, events.len()))
         }
     }
 
@@ -376,13 +388,19 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
     fn wait_for_new(&self, after: u64, timeout: Duration) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).wait_for_new(after, timeout)
     }
-    fn read_for_fold(
+    fn read_for_fold<A, F>(
         &self,
         stream: &StreamId,
         from: u64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<FoldEvent>, StoreError>> + Send {
-        (**self).read_for_fold(stream, from, limit)
+        acc: A,
+        step: F,
+    ) -> impl Future<Output = Result<(A, usize), StoreError>> + Send
+    where
+        A: Send + 'static,
+        F: FnMut(&mut A, FoldEvent<'_>) + Send + 'static,
+    {
+        (**self).read_for_fold(stream, from, limit, acc, step)
     }
     fn load_snapshot(
         &self,

@@ -68,29 +68,34 @@ pub struct Loaded<A> {
     pub deleted: bool,
 }
 
-/// Applies one event read for a fold to a loaded aggregate (a deletion marks it deleted, a
-/// restore clears that).
-fn fold_event<A: Aggregate>(
-    loaded: &mut Loaded<A>,
-    stream: &StreamId,
-    e: &crate::store::FoldEvent,
-) -> Result<(), DecodeError> {
-    if e.event_type == DELETED_EVENT {
-        loaded.deleted = true;
-    } else if e.event_type == RESTORED_EVENT {
-        loaded.deleted = false;
-    } else {
-        let event = crate::typed::decode_parts::<A::Event>(
-            stream.as_str(),
-            e.version,
-            &e.event_type,
-            e.schema_version,
-            &e.payload,
-        )?;
-        loaded.state.apply(&event);
+/// A load in progress inside the backend's read: the aggregate so far and the first event that
+/// did not decode (the fold stops applying there).
+struct Folding<A> {
+    loaded: Loaded<A>,
+    stream: String,
+    failed: Option<DecodeError>,
+}
+
+/// Applies one event read for a fold, decoded from the backend's row, to the aggregate (a
+/// deletion marks it deleted, a restore clears that).
+fn fold_step<A: Aggregate>(f: &mut Folding<A>, e: crate::store::FoldEvent<'_>) {
+    if f.failed.is_some() {
+        return;
     }
-    loaded.version = e.version;
-    Ok(())
+    if e.event_type == DELETED_EVENT {
+        f.loaded.deleted = true;
+    } else if e.event_type == RESTORED_EVENT {
+        f.loaded.deleted = false;
+    } else {
+        match crate::typed::decode_parts::<A::Event>(&f.stream, e.version, e.event_type, e.schema_version, e.payload) {
+            Ok(event) => f.loaded.state.apply(&event),
+            Err(error) => {
+                f.failed = Some(error);
+                return;
+            }
+        }
+    }
+    f.loaded.version = e.version;
 }
 
 /// Applies one stored event to a loaded aggregate (a deletion marks it deleted).
@@ -246,11 +251,20 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     batch.len()
                 }
                 None if want > 0 => {
-                    let batch = self.store.read_for_fold(id, loaded.version + 1, want).await?;
-                    for e in &batch {
-                        fold_event(&mut loaded, id, e)?;
+                    let folding = Folding {
+                        loaded,
+                        stream: id.to_string(),
+                        failed: None,
+                    };
+                    let (folded, read) = self
+                        .store
+                        .read_for_fold(id, folding.loaded.version + 1, want, folding, fold_step::<A>)
+                        .await?;
+                    if let Some(error) = folded.failed {
+                        return Err(error.into());
                     }
-                    batch.len()
+                    loaded = folded.loaded;
+                    read
                 }
                 None => return Ok(loaded),
             };

@@ -143,16 +143,34 @@ pub async fn fold_reads_match_stream_reads<S: EventStore>(store: S) {
             .await
             .unwrap();
     }
+    type Owned = (u64, String, u32, String);
+    // What a fold sees of an event, owned, to compare.
+    fn owned(e: FoldEvent<'_>) -> Owned {
+        (
+            e.version,
+            e.event_type.to_owned(),
+            e.schema_version,
+            e.payload.to_owned(),
+        )
+    }
+    fn collect(all: &mut Vec<Owned>, e: FoldEvent<'_>) {
+        all.push(owned(e));
+    }
     for (from, limit) in [(1, usize::MAX), (1, 3), (4, 2), (7, 10), (8, 5), (1, 0)] {
-        let expected: Vec<FoldEvent> = store
+        let expected: Vec<_> = store
             .read_stream(&a, ReadStream::from_version(from).limit(limit))
             .await
             .unwrap()
-            .into_iter()
-            .map(FoldEvent::from)
+            .iter()
+            .map(|e| owned(FoldEvent::from(e)))
             .collect();
-        let got = store.read_for_fold(&a, from, limit).await.unwrap();
+        let (got, read) = store.read_for_fold(&a, from, limit, Vec::new(), collect).await.unwrap();
         assert_eq!(got, expected, "from {from}, limit {limit}");
+        assert_eq!(read, expected.len(), "from {from}, limit {limit}: the count read");
     }
-    assert!(store.read_for_fold(&sid("fold-none"), 1, 10).await.unwrap().is_empty());
+    let (none, read) = store
+        .read_for_fold(&sid("fold-none"), 1, 10, Vec::new(), collect)
+        .await
+        .unwrap();
+    assert!(none.is_empty() && read == 0);
 }
