@@ -240,6 +240,12 @@ impl PostgresStore {
         let size = options.pool_size.max(1);
         let pool = Pool::builder(manager)
             .max_size(size)
+            // The connection used last is handed out first. First in, first out rotated every
+            // checkout through all the idle connections, and about 1 in 50 loads of 1 000 events
+            // on a connection that had sat idle behind the others took 42 ms instead of 1 (the
+            // bench's load phase after its 16-appender cases); last in, first out keeps the warm
+            // connection busy and lets the others stay idle.
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .wait_timeout(Some(options.pool_wait))
             .create_timeout(Some(options.pool_wait))
             .recycle_timeout(Some(options.pool_wait))
