@@ -23,19 +23,22 @@
 //! from the cursor to the head by reading the log, then follows the slot.
 
 mod pgoutput;
+mod rows;
+mod slots;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use annals::consume::Checkpoints;
 use annals::consume::{Backoff, Trouble};
-use annals::event::{from_micros, parse_stored_metadata};
 use annals::relay::{Leases, Publisher, RelayError, RelayProgress};
 use annals::{EventStore, ReadStream, RecordedEvent, StoreError, StreamId};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
 
 use crate::PostgresStore;
 use pgoutput::{Message, Relation};
+use rows::{event_of, group_of};
+pub use slots::{Dropped, SlotStatus, drop_slot, publication_name, slot_name, slots};
 
 /// How often a busy tailing relay stores its cursor (an idle one stores it at once).
 const CURSOR_EVERY: Duration = Duration::from_millis(100);
@@ -52,132 +55,6 @@ async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
         std::task::Poll::Pending => std::task::Poll::Ready(None),
     })
     .await
-}
-
-/// Names of the publication and of a relay's slot in `schema`.
-pub fn publication_name(schema: &str) -> String {
-    format!("annals_{schema}")
-}
-
-/// The replication slot of relay `name` in `schema` (`annals_<schema>_<name>`).
-pub fn slot_name(schema: &str, name: &str) -> String {
-    format!("annals_{schema}_{name}")
-}
-
-/// A replication slot of this store, as `annals status` shows it.
-#[derive(Clone, Debug)]
-pub struct SlotStatus {
-    /// The slot.
-    pub slot: String,
-    /// Whether a relay is streaming from it now.
-    pub active: bool,
-    /// WAL bytes the server keeps for it: written since its confirmed position.
-    pub lag_bytes: i64,
-}
-
-/// The slots of `store`'s relays and how far behind each is.
-pub async fn slots(store: &PostgresStore) -> Result<Vec<SlotStatus>, StoreError> {
-    let client = store.client().await?;
-    let pattern = format!("annals\\_{}\\_%", store.schema());
-    let rows = client
-        .query(
-            "SELECT slot_name::text, active,
-                    coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint
-             FROM pg_replication_slots WHERE slot_name LIKE $1 ORDER BY slot_name",
-            &[&pattern],
-        )
-        .await
-        .map_err(crate::error::db)?;
-    Ok(rows
-        .iter()
-        .map(|r| SlotStatus {
-            slot: r.get(0),
-            active: r.get(1),
-            lag_bytes: r.get(2),
-        })
-        .collect())
-}
-
-/// What [`drop_slot`] removed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dropped {
-    /// The slot, if it existed.
-    pub slot: Option<String>,
-    /// The schema's publication, if it existed and no other relay's slot needed it.
-    pub publication: Option<String>,
-}
-
-/// Drops relay `name`'s replication slot (so the server stops keeping WAL for it) and, once no
-/// other relay of the store has a slot, the store's publication. A slot a relay is streaming
-/// from is refused (a [`Conflict`](annals::ErrorKind::Conflict): stop that relay first). The
-/// relay's cursor stays: a polling relay of the same name goes on from it, a tailing one creates
-/// a new slot.
-pub async fn drop_slot(store: &PostgresStore, name: &str) -> Result<Dropped, annals::Failure> {
-    let b = |e| {
-        let e = crate::error::db(e);
-        annals::Failure::new(e.kind(), e.to_string()).with_source(e)
-    };
-    let schema = store.schema();
-    let (publication, slot) = (publication_name(schema), slot_name(schema, name));
-    let client = store
-        .client()
-        .await
-        .map_err(|e| annals::Failure::new(e.kind(), e.to_string()).with_source(e))?;
-    let row = client
-        .query_opt(
-            "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .map_err(b)?;
-    let dropped_slot = match row {
-        Some(r) if r.try_get::<_, bool>(0).map_err(b)? => {
-            let pid: Option<i32> = r.try_get(1).map_err(b)?;
-            return Err(annals::Failure::new(
-                annals::ErrorKind::Conflict,
-                format!(
-                    "slot {slot} is in use by a running relay (server process {}): stop that relay first",
-                    pid.unwrap_or(0)
-                ),
-            ));
-        }
-        Some(_) => {
-            client
-                .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-                .await
-                .map_err(b)?;
-            Some(slot)
-        }
-        None => None,
-    };
-    let pattern = format!("annals\\_{schema}\\_%");
-    let others: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1",
-            &[&pattern],
-        )
-        .await
-        .map_err(b)?
-        .try_get(0)
-        .map_err(b)?;
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
-        .await
-        .map_err(b)?
-        .is_some();
-    let dropped_publication = if exists && others == 0 {
-        client
-            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}"))
-            .await
-            .map_err(b)?;
-        Some(publication)
-    } else {
-        None
-    };
-    Ok(Dropped {
-        slot: dropped_slot,
-        publication: dropped_publication,
-    })
 }
 
 /// Publishes the store's events by tailing its transaction log; see the module docs.
@@ -619,60 +496,4 @@ impl<P: Publisher> TailRelay<P> {
         .with_status_interval(Duration::from_secs(1))
         .with_wakeup_interval(Duration::from_secs(1)))
     }
-}
-
-/// A replicated row that does not decode: corrupt data (the relay stops there, saying so).
-fn replicated(reason: String) -> StoreError {
-    StoreError::Corrupt {
-        stream: String::new(),
-        version: 0,
-        reason,
-        position: None,
-    }
-}
-
-fn column<'a>(row: &HashMap<&str, Option<&'a str>>, name: &str) -> Result<&'a str, StoreError> {
-    row.get(name)
-        .copied()
-        .flatten()
-        .ok_or_else(|| replicated(format!("a replicated row has no {name}")))
-}
-
-fn number<T: std::str::FromStr>(row: &HashMap<&str, Option<&str>>, name: &str) -> Result<T, StoreError> {
-    let text = column(row, name)?;
-    text.parse()
-        .map_err(|_| replicated(format!("a replicated {name} is not a number: {text:?}")))
-}
-
-/// An `events` insert as an event (its position comes from `log` later).
-fn event_of(row: &HashMap<&str, Option<&str>>) -> Result<RecordedEvent, StoreError> {
-    let stream_id = StreamId::new(column(row, "stream_id")?)?;
-    let version: u64 = number(row, "version")?;
-    let payload = serde_json::value::RawValue::from_string(column(row, "payload")?.to_owned())
-        .map_err(|e| replicated(format!("the replicated payload of {stream_id} v{version}: {e}")))?;
-    Ok(RecordedEvent {
-        global_position: 0,
-        stream_type: column(row, "stream_type")?.to_owned(),
-        version,
-        event_id: column(row, "event_id")?
-            .parse()
-            .map_err(|e| replicated(format!("a replicated event_id: {e}")))?,
-        event_type: column(row, "event_type")?.to_owned(),
-        schema_version: number(row, "schema_version")?,
-        payload,
-        metadata: parse_stored_metadata(stream_id.as_str(), version, column(row, "metadata")?)?,
-        recorded_at: pgoutput::timestamptz_micros(column(row, "recorded_at")?)
-            .map_or(std::time::SystemTime::UNIX_EPOCH, from_micros),
-        stream_id,
-    })
-}
-
-/// A `log` insert: (first position, stream, first version, count).
-fn group_of(row: &HashMap<&str, Option<&str>>) -> Result<(u64, String, u64, u64), StoreError> {
-    Ok((
-        number(row, "first_position")?,
-        column(row, "stream_id")?.to_owned(),
-        number(row, "first_version")?,
-        number(row, "count")?,
-    ))
 }
