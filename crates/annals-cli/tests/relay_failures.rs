@@ -258,3 +258,57 @@ async fn a_tailing_relays_slot_and_publication_can_be_dropped() {
     assert_eq!(bad.status.code(), Some(7), "{err}");
     assert!(err.contains("invalid replication slot name"), "{err}");
 }
+
+/// The PostgreSQL server at `wal_level = replica` that `.ci/services` runs beside the main one
+/// (`ANNALS_TEST_PG_REPLICA`, by default port 5433): log tailing cannot work there.
+fn replica_level_url() -> String {
+    std::env::var("ANNALS_TEST_PG_REPLICA").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5433/postgres".into())
+}
+
+#[test]
+fn a_tailing_relay_on_a_server_without_logical_wal_stops_at_once_saying_what_to_set() {
+    let url = replica_level_url();
+    let schema = format!("walreplica_{}", std::process::id());
+    let base = ["--db", url.as_str(), "--pg-schema", schema.as_str()];
+    let run = |args: &[&str]| annals(&[&base[..], args].concat());
+    let appended = run(&["append", "order-1", "--type", "OrderCreated", "--data", "{}"]);
+    assert!(
+        appended.status.success(),
+        "the wal_level=replica server at {url} is needed (bash .ci/services starts it): {}",
+        stderr(&appended)
+    );
+    let started = Instant::now();
+    let out = run(&["relay", "--source", "tail", "--until-caught-up", "--name", "walcheck"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(7), "misconfigured, not retried: {err}");
+    assert!(err.contains("wal_level = logical"), "it says what to set: {err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let json = run(&[
+        "--json",
+        "relay",
+        "--source",
+        "tail",
+        "--until-caught-up",
+        "--name",
+        "walcheck",
+    ]);
+    let text = String::from_utf8_lossy(&json.stderr);
+    let last = text.lines().last().unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{last}: {e}"));
+    assert_eq!(parsed["error"]["kind"], "misconfigured", "{last}");
+    // Nothing is left behind: no slot was made, and the test's schema goes.
+    let drop = Command::new("psql")
+        .args([
+            url.as_str(),
+            "-Atqc",
+            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(drop.status.success(), "{}", String::from_utf8_lossy(&drop.stderr));
+}
