@@ -28,6 +28,7 @@ mod append;
 pub mod consume;
 mod error;
 mod follow;
+mod group_commit;
 pub mod projection;
 mod read;
 pub mod schema;
@@ -117,6 +118,9 @@ struct Shared {
     /// sequenced: while they differ, a read at the head sequences first (read your own appends).
     progress: Arc<SequencerProgress>,
     sequencer_task: tokio::task::JoinHandle<()>,
+    /// The queue that groups concurrent one-stream appends into one transaction, and its task.
+    group_commit: group_commit::GroupCommit,
+    group_commit_task: tokio::task::JoinHandle<()>,
 }
 
 /// The listening task (aborted when the store's last clone goes).
@@ -128,6 +132,7 @@ impl Drop for Shared {
             l.0.abort();
         }
         self.sequencer_task.abort();
+        self.group_commit_task.abort();
     }
 }
 
@@ -260,6 +265,10 @@ impl PostgresStore {
         let sequencer = Arc::new(Notify::new());
         let progress = Arc::new(SequencerProgress::default());
         let head = watch::Sender::new(0);
+        // Batches in flight at once: enough to keep a few commits overlapping, few enough to
+        // leave the pool's other connections to reads.
+        let (group_commit, group_commit_task) =
+            group_commit::GroupCommit::start(connections.clone(), (size / 4).max(2));
         let store = Self {
             shared: Arc::new(Shared {
                 connections: connections.clone(),
@@ -271,6 +280,8 @@ impl PostgresStore {
                 sequencer_task: spawn_sequencer(connections, sequencer.clone(), progress.clone(), head),
                 sequencer,
                 progress,
+                group_commit,
+                group_commit_task,
             }),
         };
         // Sequence anything a crashed appender left behind, and learn the head.
@@ -462,10 +473,16 @@ fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 impl EventStore for PostgresStore {
-    async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
+    async fn append(&self, mut appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
         annals::store::validate_append(&appends)?;
-        let client = self.client().await?;
-        let outcome = append::append(&client, &appends).await?;
+        let outcome = if appends.len() == 1 {
+            // One-stream appends are grouped with those in flight beside them (group_commit.rs).
+            let one = appends.pop().expect("one append");
+            self.shared.group_commit.append(one).await?
+        } else {
+            let client = self.client().await?;
+            append::append(&client, &appends).await?
+        };
         self.appended();
         Ok(outcome)
     }

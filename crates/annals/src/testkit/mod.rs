@@ -26,6 +26,7 @@ macro_rules! conformance_tests {
     ($factory:expr) => {
         $crate::__conformance_case!($factory, per_stream_order_and_optimistic_concurrency);
         $crate::__conformance_case!($factory, concurrent_writers_conflict_cleanly);
+        $crate::__conformance_case!($factory, concurrent_appends_stand_or_fall_alone);
         $crate::__conformance_case!($factory, cached_repositories_stay_correct_beside_other_writers);
         $crate::__conformance_case!($factory, atomic_multi_stream_appends);
         $crate::__conformance_case!($factory, idempotent_appends);

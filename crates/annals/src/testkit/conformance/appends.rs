@@ -205,6 +205,63 @@ pub async fn concurrent_writers_conflict_cleanly<S: EventStore + 'static>(store:
     assert_eq!((loaded.state.total, loaded.version), (36, 8));
 }
 
+/// §1.1–1.3 for appends in flight together (which a backend may send to its database as one
+/// transaction): each one-stream append stands or falls alone. Many writers start at once, each on
+/// a stream of its own, some of them wrong — an expected version the stream is not at, an event
+/// id another stream already holds, a stream that must exist and does not; the right ones are all
+/// stored, each wrong one gets its own refusal naming its stream, and nothing of it is stored.
+pub async fn concurrent_appends_stand_or_fall_alone<S: EventStore + 'static>(store: S) {
+    let store = Arc::new(store);
+    let taken = ev(0).with_id(uuid::Uuid::now_v7());
+    store
+        .append_to_stream(
+            sid("alone-owner"),
+            "Tally",
+            ExpectedVersion::NoStream,
+            vec![taken.clone()],
+        )
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let barrier = Arc::new(tokio::sync::Barrier::new(24));
+        let mut tasks = Vec::new();
+        for w in 0..24usize {
+            let (store, barrier, taken) = (store.clone(), barrier.clone(), taken.clone());
+            tasks.push(tokio::spawn(async move {
+                let s = sid(&format!("alone-{round}-{w}"));
+                let (expected, events) = match w % 8 {
+                    3 => (ExpectedVersion::Exact(4), vec![ev(1)]),
+                    5 => (ExpectedVersion::NoStream, vec![ev(1), taken]),
+                    7 => (ExpectedVersion::StreamExists, vec![ev(1)]),
+                    _ => (ExpectedVersion::NoStream, vec![ev(1), ev(2)]),
+                };
+                barrier.wait().await;
+                (w, s.clone(), store.append_to_stream(s, "Tally", expected, events).await)
+            }));
+        }
+        for task in tasks {
+            let (w, s, result) = task.await.unwrap();
+            let stored = store.stream_version(&s).await.unwrap();
+            match (w % 8, result) {
+                (3 | 7, Err(StoreError::Conflict { stream, .. })) => assert_eq!(stream, s.to_string()),
+                (
+                    5,
+                    Err(StoreError::DuplicateEventId {
+                        stream, stored_stream, ..
+                    }),
+                ) => {
+                    assert_eq!((stream, stored_stream.as_str()), (s.to_string(), "alone-owner"));
+                }
+                (3 | 5 | 7, other) => panic!("round {round}, writer {w} should be refused: {other:?}"),
+                (_, Ok(out)) => assert_eq!((out.first_version, out.last_version), (1, 2)),
+                (_, Err(e)) => panic!("round {round}, writer {w} failed with the wrong ones: {e}"),
+            }
+            let expected_version = if [3, 5, 7].contains(&(w % 8)) { 0 } else { 2 };
+            assert_eq!(stored, expected_version, "round {round}, writer {w}: what is stored");
+        }
+    }
+}
+
 /// §1.2: an append to several streams stores all of its events or none.
 pub async fn atomic_multi_stream_appends<S: EventStore>(store: S) {
     let (a, b) = (sid("account-a"), sid("account-b"));
