@@ -63,15 +63,24 @@ impl GroupCommit {
         if self.queued.load(Ordering::Acquire) == 0
             && let Ok(slot) = self.slots.clone().try_acquire_owned()
         {
-            let client = self.connections.get().await?;
-            let outcome = crate::append::append(&client, std::slice::from_ref(&append)).await;
-            drop((client, slot));
+            let outcome = self.alone(&append).await;
+            drop(slot);
             return outcome;
         }
         let (done, outcome) = oneshot::channel();
         self.queued.fetch_add(1, Ordering::AcqRel);
-        self.jobs.send(Job { append, done }).map_err(|_| StoreError::Closed)?;
+        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { append, done }) {
+            // The task is gone (its runtime shut down while this store lives on): no grouping.
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return self.alone(&job.append).await;
+        }
         outcome.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// `append` on its own, on a pooled connection.
+    async fn alone(&self, append: &StreamAppend) -> Result<AppendOutcome, StoreError> {
+        let client = self.connections.get().await?;
+        crate::append::append(&client, std::slice::from_ref(append)).await
     }
 }
 

@@ -85,3 +85,51 @@ async fn a_checkout_past_its_deadline_says_so() {
     drop(held);
     drop(store.client().await.expect("free again"));
 }
+
+/// A store that outlives the runtime it was made in (its background tasks — the sequencer, the
+/// group-commit queue — died with it) still appends, concurrently, from another runtime: the
+/// appends that would have waited in the queue run on their own.
+#[test]
+fn a_store_outliving_its_runtime_still_appends() {
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (store, guard) = first.block_on(store_with(4, Duration::from_secs(20)));
+    drop(first);
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async move {
+        let mut tasks = Vec::new();
+        for t in 0..24 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let s = StreamId::new(format!("outlived-{t}")).unwrap();
+                let events = vec![annals::NewEvent::from_value(
+                    "Added",
+                    &serde_json::json!({ "amount": t }),
+                )];
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    annals::EventStore::append_to_stream(&store, s, "Tally", annals::ExpectedVersion::NoStream, events),
+                )
+                .await
+                .expect("an append finishes")
+            }));
+        }
+        for task in tasks {
+            let appended = task.await.unwrap().expect("the append succeeds");
+            assert_eq!(appended.last_version, 1);
+        }
+        let head = tokio::time::timeout(Duration::from_secs(30), annals::EventStore::head_position(&store))
+            .await
+            .expect("the head is read")
+            .unwrap();
+        assert_eq!(head, 24, "every append is in the global log");
+        drop(guard);
+    });
+}
