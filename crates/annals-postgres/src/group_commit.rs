@@ -22,6 +22,9 @@ use crate::Connections;
 /// The most appends in one batch.
 const MAX_BATCH: usize = 64;
 
+/// The most payload bytes in one batch (a batch takes at least one append, whatever its size).
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// One append waiting for its batch, and where its outcome goes.
 struct Job {
     append: StreamAppend,
@@ -125,14 +128,19 @@ async fn serve(
     }
 }
 
-/// The oldest waiting jobs, at most one per stream and `MAX_BATCH` in all, sorted by stream;
-/// the rest keep their order for the next batch.
+/// The oldest waiting jobs, at most one per stream, `MAX_BATCH` in all and `MAX_BATCH_BYTES` of
+/// payloads, sorted by stream; the rest keep their order for the next batch.
 fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     let mut streams = HashSet::new();
     let mut batch = Vec::new();
+    let mut bytes = 0;
     let mut rest = VecDeque::new();
     while let Some(job) = waiting.pop_front() {
-        if batch.len() < MAX_BATCH && streams.insert(job.append.stream_id.clone()) {
+        let size: usize = job.append.events.iter().map(|e| e.payload.get().len()).sum();
+        let fits = batch.is_empty() || (batch.len() < MAX_BATCH && bytes + size <= MAX_BATCH_BYTES);
+        if fits && !streams.contains(&job.append.stream_id) {
+            streams.insert(job.append.stream_id.clone());
+            bytes += size;
             batch.push(job);
         } else {
             rest.push_back(job);
@@ -181,4 +189,61 @@ async fn batch_outcomes(
     let by_stream: HashMap<_, _> = outcome.streams.into_iter().map(|s| (s.stream_id.clone(), s)).collect();
     (by_stream.len() == appends.len() && appends.iter().all(|a| by_stream.contains_key(&a.stream_id)))
         .then_some(by_stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use annals::{ExpectedVersion, NewEvent};
+
+    fn job(stream: &str, payload: &str) -> Job {
+        let event = NewEvent::from_json("Added", payload.to_owned()).unwrap();
+        let append = StreamAppend::new(
+            StreamId::new(stream).unwrap(),
+            "Tally",
+            ExpectedVersion::Any,
+            vec![event],
+        );
+        Job {
+            append,
+            done: oneshot::channel().0,
+        }
+    }
+
+    fn streams(jobs: impl IntoIterator<Item = Job>) -> Vec<String> {
+        jobs.into_iter().map(|j| j.append.stream_id.to_string()).collect()
+    }
+
+    #[test]
+    fn a_batch_takes_one_append_per_stream_sorted_and_leaves_the_rest_in_order() {
+        let mut waiting: VecDeque<Job> = ["c", "a", "c", "b", "a"].iter().map(|s| job(s, "{}")).collect();
+        let batch = take_batch(&mut waiting);
+        assert_eq!(streams(batch), ["a", "b", "c"]);
+        assert_eq!(streams(waiting), ["c", "a"]);
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_count_and_byte_limits_but_always_takes_one() {
+        let mut waiting: VecDeque<Job> = (0..70).map(|i| job(&format!("s{i:02}"), "{}")).collect();
+        assert_eq!(take_batch(&mut waiting).len(), MAX_BATCH);
+        assert_eq!(
+            streams(waiting)[0],
+            format!("s{MAX_BATCH:02}"),
+            "the rest keep their order"
+        );
+
+        let big = format!("\"{}\"", "x".repeat(1_000_000));
+        let mut waiting: VecDeque<Job> = (0..5).map(|i| job(&format!("big{i}"), &big)).collect();
+        assert_eq!(take_batch(&mut waiting).len(), 4, "4 MiB of payloads at most");
+        assert_eq!(waiting.len(), 1);
+
+        let huge = format!("\"{}\"", "x".repeat(MAX_BATCH_BYTES + 1));
+        let mut waiting: VecDeque<Job> = VecDeque::from([job("huge", &huge), job("small", "{}")]);
+        assert_eq!(
+            streams(take_batch(&mut waiting)),
+            ["huge"],
+            "an oversized append still goes"
+        );
+        assert_eq!(streams(waiting), ["small"]);
+    }
 }
