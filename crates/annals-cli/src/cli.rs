@@ -260,6 +260,8 @@ pub enum Command {
     },
     /// Forget a data subject (crypto-shredding): destroy its data key, so its personal fields
     /// read as "[forgotten]" on every path; recorded in the stream `annals-forgotten`.
+    // The text is clap's help as written: "[forgotten]" is what a reader sees, not a doc link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     Forget {
         /// The subject, e.g. a consumer id.
         subject: String,

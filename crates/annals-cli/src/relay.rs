@@ -32,6 +32,8 @@ pub struct RelayArgs {
     #[arg(long, default_value = "ANNALS")]
     stream: String,
     /// The subject prefix: events go to <prefix>.<stream_type>.<stream_id>.
+    // The text is clap's help as written: `<prefix>` is a placeholder there, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, default_value = "annals")]
     prefix: String,
     /// The relay's name: its lease and its cursor (`relay.<name>` in `annals status`).

@@ -5,7 +5,7 @@
 //! event; the typed layer ([`Aggregate`], [`DomainEvent`], [`Repository`]) sits above it.
 //!
 //! Backends: [`MemoryStore`] here, `annals-sqlite` (the embedded default) and `annals-postgres`.
-//! Every backend passes the conformance suite in [`testkit`] (feature `testkit`).
+//! Every backend passes the conformance suite in `annals::testkit` (feature `testkit`).
 //!
 //! Reading the log as a consumer — catch-up subscriptions from a durable checkpoint, the inbox
 //! for idempotent consumers, parked messages and the error policy — is [`consume`].
