@@ -233,3 +233,8 @@ pub async fn ensure_stream(
         }
     })
 }
+
+/// The README's examples, compiled and run as doctests so they cannot drift.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -684,3 +684,8 @@ impl PostgresStore {
         }))
     }
 }
+
+/// The README's examples, compiled and run as doctests so they cannot drift.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -85,3 +85,8 @@ pub use store::{
 };
 pub use typed::{DomainEvent, decode, encode};
 pub use upcast::{Upcasters, Upcasting};
+
+/// The README's examples, compiled and run as doctests so they cannot drift.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
