@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 
 use annals::{EventStore, ExpectedVersion, NewEvent, StreamId};
 
-pub use annals_bench_harness::{Sample, header, row, secs};
+pub(crate) use annals_bench_harness::{Sample, header, row, secs};
 
-pub fn payload() -> serde_json::Value {
+pub(crate) fn payload() -> serde_json::Value {
     serde_json::json!({ "line_items": [{ "menu_item_id": "m-7", "name": "Chicken Vindaloo", "quantity": 2, "price_cents": 1250 }], "total_cents": 2500 })
 }
 
 /// Appends through annals: `appenders` tasks, each on its own stream, `batch` events per call with
 /// `ExpectedVersion::Exact`, for `time`.
-pub async fn bench_append<S: EventStore + Clone + 'static>(
+pub(crate) async fn bench_append<S: EventStore + Clone + 'static>(
     store: S,
     appenders: usize,
     batch: usize,

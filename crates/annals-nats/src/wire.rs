@@ -18,7 +18,7 @@ const VERSION: &str = "Annals-Version";
 const EVENT_TYPE: &str = "Annals-Event-Type";
 
 /// The event type a message's headers name, without decoding the message.
-pub fn event_type_of(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
+pub(crate) fn event_type_of(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
     headers?.get(EVENT_TYPE).map(|v| v.as_str())
 }
 const SCHEMA_VERSION: &str = "Annals-Schema-Version";

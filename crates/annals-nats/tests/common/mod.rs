@@ -8,18 +8,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 #[allow(unused_imports)] // not every test binary uses all of them
-pub use annals::testkit::tally::{applied, expected, write_history};
+pub(crate) use annals::testkit::tally::{applied, expected, write_history};
 use annals_nats::NatsOptions;
 use annals_sqlite::SqliteStore;
 
 /// The tally handler on a SQLite store.
-pub type Tally = annals::testkit::tally::Tally<SqliteStore>;
+pub(crate) type Tally = annals::testkit::tally::Tally<SqliteStore>;
 
 /// The shared broker of the machine (`.ci/services` makes sure it runs).
-pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+pub(crate) const NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// Names no other test (or earlier run) uses: a stream and prefix of their own.
-pub fn unique_options(url: &str, tag: &str) -> NatsOptions {
+pub(crate) fn unique_options(url: &str, tag: &str) -> NatsOptions {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let id = format!("{}_{}_{n}_{tag}", std::process::id(), uuid::Uuid::now_v7().simple());
@@ -27,7 +27,7 @@ pub fn unique_options(url: &str, tag: &str) -> NatsOptions {
 }
 
 /// Waits until `f` is true, up to `secs` seconds.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+pub(crate) async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -43,14 +43,14 @@ where
 
 /// A nats-server of the test's own on a free loopback port, with JetStream in a temporary
 /// directory, that the test may stop and start again.
-pub struct PrivateNats {
+pub(crate) struct PrivateNats {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl PrivateNats {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -65,12 +65,12 @@ impl PrivateNats {
         nats
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (SIGKILL).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -78,7 +78,7 @@ impl PrivateNats {
     }
 
     /// Starts it (again) on the same port and store directory; waits until it accepts connections.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let bin = [
             "/usr/sbin/nats-server",
             "/usr/bin/nats-server",
@@ -112,13 +112,13 @@ impl Drop for PrivateNats {
 }
 
 /// Deletes a test's JetStream stream (and its consumers) from the broker.
-pub async fn delete_stream(options: &NatsOptions) {
+pub(crate) async fn delete_stream(options: &NatsOptions) {
     let client = async_nats::connect(options.url.as_str()).await.unwrap();
     let _ = async_nats::jetstream::new(client).delete_stream(&options.stream).await;
 }
 
 /// Runs a durable consumer `tally` of `options`' stream that applies the tally into `tally`.
-pub async fn spawn_tally_consumer(
+pub(crate) async fn spawn_tally_consumer(
     options: &NatsOptions,
     tally: &SqliteStore,
 ) -> tokio::task::JoinHandle<Result<annals_nats::ConsumerProgress, annals_nats::NatsConsumeError>> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 /// A table as the server described it: its schema, name and column names in order.
 #[derive(Clone, Debug)]
-pub struct Relation {
+pub(super) struct Relation {
     pub schema: String,
     pub name: String,
     pub columns: Vec<String>,
@@ -14,14 +14,14 @@ pub struct Relation {
 
 /// One inserted row: each column's text (None for NULL).
 #[derive(Debug)]
-pub struct Insert {
+pub(super) struct Insert {
     pub relation: u32,
     pub values: Vec<Option<String>>,
 }
 
 /// What one message was.
 #[derive(Debug)]
-pub enum Message {
+pub(super) enum Message {
     Relation(u32, Relation),
     Insert(Insert),
     Other,
@@ -62,7 +62,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes one pgoutput message.
-pub fn decode(data: &[u8]) -> Result<Message, String> {
+pub(super) fn decode(data: &[u8]) -> Result<Message, String> {
     let mut r = Reader { buf: data };
     match r.u8()? {
         b'R' => {
@@ -104,7 +104,7 @@ pub fn decode(data: &[u8]) -> Result<Message, String> {
 }
 
 /// An inserted row's columns by name.
-pub fn by_name<'a>(relation: &'a Relation, insert: &'a Insert) -> HashMap<&'a str, Option<&'a str>> {
+pub(super) fn by_name<'a>(relation: &'a Relation, insert: &'a Insert) -> HashMap<&'a str, Option<&'a str>> {
     relation
         .columns
         .iter()
@@ -115,7 +115,7 @@ pub fn by_name<'a>(relation: &'a Relation, insert: &'a Insert) -> HashMap<&'a st
 
 /// Parses PostgreSQL's text form of a `timestamptz` (`2026-11-24 21:50:01.123456+00`, offsets
 /// like `+05:30` too) into microseconds since the Unix epoch.
-pub fn timestamptz_micros(s: &str) -> Option<i64> {
+pub(super) fn timestamptz_micros(s: &str) -> Option<i64> {
     let (date, rest) = s.split_once(' ')?;
     let mut d = date.split('-');
     let (y, m, day): (i64, i64, i64) = (

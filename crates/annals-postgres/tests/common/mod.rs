@@ -2,10 +2,10 @@
 
 #![allow(dead_code)]
 
-pub use annals_postgres::testing::*;
+pub(crate) use annals_postgres::testing::*;
 
 /// A plain connection to the test database with `search_path` set to `schema`.
-pub async fn raw_client(schema: &str) -> tokio_postgres::Client {
+pub(crate) async fn raw_client(schema: &str) -> tokio_postgres::Client {
     let mut config: tokio_postgres::Config = url().parse().unwrap();
     config.options(format!("-c search_path={schema}"));
     let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
@@ -15,7 +15,7 @@ pub async fn raw_client(schema: &str) -> tokio_postgres::Client {
 
 /// Appends one event through the store's SQL function inside whatever transaction `client` has
 /// open, without asking for positions (as an appender that stops right after its commit would).
-pub async fn raw_append(client: &impl tokio_postgres::GenericClient, stream: &str, expected: i64) -> uuid::Uuid {
+pub(crate) async fn raw_append(client: &impl tokio_postgres::GenericClient, stream: &str, expected: i64) -> uuid::Uuid {
     let id = uuid::Uuid::now_v7();
     client
         .query(

@@ -545,7 +545,7 @@ pub const RETRY_FAILED: &str = "retried and failed again: ";
 /// The stream id a parked corrupt event is filed under when its own id cannot be read.
 const CORRUPT_STREAM: &str = "annals-corrupt";
 /// The event type of a parked corrupt event (its own could not be read).
-pub const CORRUPT_EVENT: &str = "AnnalsCorruptEvent";
+pub(super) const CORRUPT_EVENT: &str = "AnnalsCorruptEvent";
 
 /// The longest wait between tries of a failure that is not one message's (a store or broker
 /// outage).

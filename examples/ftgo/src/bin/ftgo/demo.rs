@@ -11,7 +11,7 @@ fn euros(cents: i64) -> String {
 }
 
 /// Runs the demo against `store` (opened from `global`'s `--db`).
-pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result<()> {
+pub(crate) async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result<()> {
     let db = global.shown_db();
     let repo = Repository::<Order, _>::new(store.clone()).with_snapshots(SnapshotPolicy::EveryNEvents(4));
     let short = uuid::Uuid::now_v7().simple().to_string();

@@ -83,7 +83,7 @@ async fn follow(store: &AnyStore, mut from: u64, saga: &StreamId) -> anyhow::Res
 }
 
 /// Runs the saga demo against `store` (opened from `global`'s `--db`).
-pub async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result<()> {
+pub(crate) async fn run(store: AnyStore, global: &annals_cli::Global) -> anyhow::Result<()> {
     let db = global.shown_db();
     let run = uuid::Uuid::now_v7().simple().to_string();
     let tag = &run[run.len() - 6..];

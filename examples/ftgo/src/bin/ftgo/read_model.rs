@@ -10,7 +10,7 @@ use ftgo::order_history;
 
 /// `ftgo projection …`.
 #[derive(clap::Subcommand)]
-pub enum ProjectionAction {
+pub(crate) enum ProjectionAction {
     /// Catch up from the checkpoint; with --follow, keep applying new events until Ctrl-C or
     /// SIGTERM.
     Run {
@@ -34,7 +34,7 @@ pub enum ProjectionAction {
 }
 
 /// `ftgo projection run|rebuild NAME`.
-pub async fn projection(store: AnyStore, action: ProjectionAction, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn projection(store: AnyStore, action: ProjectionAction, json: bool) -> anyhow::Result<()> {
     let (name, mode, batch) = match action {
         ProjectionAction::Run { name, follow, batch } => {
             (name, if follow { Mode::Follow } else { Mode::CatchUp }, batch)
@@ -73,7 +73,7 @@ pub async fn projection(store: AnyStore, action: ProjectionAction, json: bool) -
 }
 
 /// `ftgo orders [--consumer ID]`: the order-history read model.
-pub async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn orders(store: &AnyStore, consumer: Option<&str>, json: bool) -> anyhow::Result<()> {
     use annals::consume::Checkpoints;
     if store.load_checkpoint(order_history::NAME).await?.is_none() {
         return Err(annals_cli::exit::not_found(format!(

@@ -15,7 +15,7 @@ use annals_cli::output::out;
 
 /// `ftgo serve|add-consumer|open-account|place-order`.
 #[derive(clap::Subcommand)]
-pub enum FtgoAction {
+pub(crate) enum FtgoAction {
     /// Run one service until Ctrl-C or SIGTERM: its relay to NATS and its consumers.
     Serve {
         /// Which service: order, consumer, kitchen or accounting (its store is --db / --pg-schema).
@@ -85,7 +85,7 @@ fn report(kind: &str, value: serde_json::Value) {
 }
 
 /// `ftgo serve|add-consumer|open-account|place-order` on the service store `store`.
-pub async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
+pub(crate) async fn run(store: AnyStore, action: FtgoAction) -> anyhow::Result<()> {
     let meta = Metadata::by("ftgo-cli");
     match action {
         FtgoAction::Serve {
