@@ -135,6 +135,12 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("../sql/reads.sql"),
         ],
     },
+    Migration {
+        version: 16,
+        note: "assign_positions: a reader finding no work reads the head again, after the look (a run \
+               committing between the two could make it answer a head from before that run)",
+        sql: &[include_str!("../sql/positions.sql")],
+    },
 ];
 
 /// Whether `name` can be used as a schema name without quoting (lower-case ASCII letters, digits,
