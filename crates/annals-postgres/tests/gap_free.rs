@@ -352,13 +352,7 @@ async fn the_sequencer_reads_events_by_index_with_a_plan_made_on_an_empty_table(
     // Plans made now, in this session, while nothing is stored.
     client.query_one("SELECT assign_positions()", &[]).await.unwrap();
     client.query_one("SELECT assign_positions(false)", &[]).await.unwrap();
-    for s in 0..20 {
-        let events = (0..25).map(ev).collect();
-        store
-            .append_to_stream(sid(&format!("plan-{s}")), "Counter", ExpectedVersion::NoStream, events)
-            .await
-            .unwrap();
-    }
+    twenty_streams_of_25(&store, "plan").await;
     let tx = client.transaction().await.unwrap();
     common::raw_append(&tx, "plan-late", -1).await;
     tx.commit().await.unwrap();
@@ -368,21 +362,40 @@ async fn the_sequencer_reads_events_by_index_with_a_plan_made_on_an_empty_table(
             .await
             .unwrap();
     }
-    let (seq, idx): (i64, i64) = {
-        let row = tx
-            .query_one(
-                "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
-                 WHERE relname = 'events' AND schemaname = current_schema()",
-                &[],
-            )
-            .await
-            .unwrap();
-        (row.get(0), row.get(1))
-    };
+    let (seq, idx) = scans_of_events(&tx).await;
     tx.commit().await.unwrap();
     assert_eq!(seq, 0, "the sequencer scanned all of events");
     assert!(idx > 0, "the sequencer read events by index");
     assert_eq!(store.head_position().await.unwrap(), 501);
+}
+
+/// Twenty streams `<prefix>-0` … `<prefix>-19` of 25 events each.
+async fn twenty_streams_of_25(store: &annals_postgres::PostgresStore, prefix: &str) {
+    for s in 0..20 {
+        let events = (0..25).map(ev).collect();
+        store
+            .append_to_stream(
+                sid(&format!("{prefix}-{s}")),
+                "Counter",
+                ExpectedVersion::NoStream,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Sequential and index scans of `events` in this transaction so far.
+async fn scans_of_events(tx: &tokio_postgres::Transaction<'_>) -> (i64, i64) {
+    let row = tx
+        .query_one(
+            "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
+             WHERE relname = 'events' AND schemaname = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
 }
 
 /// The repository's fold read (`stream_fold_events`, inlined into the caller's statement) keeps
@@ -401,26 +414,12 @@ async fn the_fold_read_keeps_an_index_plan_made_on_an_empty_table() {
         let rows = client.query(&read, &[&"fold-0", &1i64, &1000i64]).await.unwrap();
         assert!(rows.is_empty());
     }
-    for s in 0..20 {
-        let events = (0..25).map(ev).collect();
-        store
-            .append_to_stream(sid(&format!("fold-{s}")), "Counter", ExpectedVersion::NoStream, events)
-            .await
-            .unwrap();
-    }
+    twenty_streams_of_25(&store, "fold").await;
     let tx = client.transaction().await.unwrap();
     let rows = tx.query(&read, &[&"fold-7", &3i64, &1000i64]).await.unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(versions, (3..=25).collect::<Vec<i64>>(), "the stream from v3, in order");
-    let row = tx
-        .query_one(
-            "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
-             WHERE relname = 'events' AND schemaname = current_schema()",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (seq, idx): (i64, i64) = (row.get(0), row.get(1));
+    let (seq, idx) = scans_of_events(&tx).await;
     tx.commit().await.unwrap();
     assert_eq!(seq, 0, "the fold read scanned all of events");
     assert!(idx > 0, "the fold read used the index");
