@@ -7,49 +7,29 @@
 //! conformance suite's `bad_input_is_refused` and `payloads_follow_one_json_policy`.
 
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::TestStore;
+
 /// The store a corpus runs against.
-struct Db {
-    url: String,
-    schema: Option<String>,
-    _dir: Option<tempfile::TempDir>,
-}
+struct Db(TestStore);
 
 impl Db {
     fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            url: dir.path().join("corpus.db").display().to_string(),
-            schema: None,
-            _dir: Some(dir),
-        }
+        Self(TestStore::sqlite("corpus.db"))
     }
 
     fn postgres() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        Self {
-            url: annals_postgres::testing::url(),
-            schema: Some(format!(
-                "corpus_{}_{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            )),
-            _dir: None,
-        }
+        Self(TestStore::postgres("corpus"))
     }
 
     fn is_sqlite(&self) -> bool {
-        self.schema.is_none()
+        self.0.schema().is_none()
     }
 
     fn args(&self) -> Vec<String> {
-        let mut args = vec!["--db".to_owned(), self.url.clone()];
-        if let Some(schema) = &self.schema {
-            args.extend(["--pg-schema".to_owned(), schema.clone()]);
-        }
-        args
+        self.0.args()
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -60,9 +40,9 @@ impl Db {
 
     /// Runs SQL on the store's database (its schema first on PostgreSQL).
     fn sql(&self, sql: &str) -> String {
-        match &self.schema {
+        match self.0.schema() {
             None => {
-                let conn = rusqlite::Connection::open(&self.url).unwrap();
+                let conn = rusqlite::Connection::open(self.0.url()).unwrap();
                 if !sql.starts_with("SELECT") {
                     // Damage as a tool outside annals would do it: past the table's checks too.
                     conn.execute_batch("PRAGMA ignore_check_constraints = ON").unwrap();
@@ -76,7 +56,7 @@ impl Db {
             Some(schema) => {
                 let out = Command::new("psql")
                     .args([
-                        self.url.as_str(),
+                        self.0.url(),
                         "-Atq",
                         "-v",
                         "ON_ERROR_STOP=1",
@@ -117,16 +97,6 @@ impl Db {
              ||'#'||coalesce((SELECT max(first_position + count - 1) FROM log), 0)"
         };
         self.sql(sql)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some(schema) = &self.schema {
-            let _ = Command::new("psql")
-                .args([&self.url, "-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
-                .output();
-        }
     }
 }
 

@@ -5,59 +5,29 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// Where a test's `annals` commands point: a SQLite file in a temporary directory, or a fresh
-/// PostgreSQL schema (dropped at the end).
-struct Db {
-    url: String,
-    schema: Option<String>,
-    _dir: Option<tempfile::TempDir>,
-}
+mod common;
+use common::TestStore;
+
+/// Where a test's `annals` commands point: a SQLite file, or a fresh PostgreSQL schema.
+struct Db(TestStore);
 
 impl Db {
     fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            url: dir.path().join("annals.db").display().to_string(),
-            schema: None,
-            _dir: Some(dir),
-        }
+        Self(TestStore::sqlite("annals.db"))
     }
 
     fn postgres() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let url = std::env::var("ANNALS_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let schema = format!("cli_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        Self {
-            url,
-            schema: Some(schema),
-            _dir: None,
-        }
+        Self(TestStore::postgres("cli"))
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_annals"));
-        c.arg("--db").arg(&self.url);
-        if let Some(schema) = &self.schema {
-            c.arg("--pg-schema").arg(schema);
-        }
-        c
+        self.0.annals()
     }
 
     fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("annals runs")
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some(schema) = &self.schema {
-            let _ = Command::new("psql")
-                .args([&self.url, "-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
-                .output();
-        }
     }
 }
 

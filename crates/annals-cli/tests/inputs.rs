@@ -7,39 +7,23 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Db {
-    args: Vec<String>,
-    dir: tempfile::TempDir,
-    _guard: Option<annals_postgres::testing::SchemaGuard>,
-}
+mod common;
+use common::TestStore;
+
+struct Db(TestStore);
 
 impl Db {
     fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            args: vec!["--db".into(), dir.path().join("inputs.db").display().to_string()],
-            dir,
-            _guard: None,
-        }
+        Self(TestStore::sqlite("inputs.db"))
     }
 
     fn postgres() -> Self {
-        let schema = annals_postgres::testing::unique_schema("inputs");
-        Self {
-            args: vec![
-                "--db".into(),
-                annals_postgres::testing::url(),
-                "--pg-schema".into(),
-                schema.clone(),
-            ],
-            dir: tempfile::tempdir().unwrap(),
-            _guard: Some(annals_postgres::testing::SchemaGuard { schema }),
-        }
+        Self(TestStore::postgres("inputs"))
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_annals"));
-        c.args(&self.args).env_remove("RUST_LOG").env("USER", "tester");
+        let mut c = self.0.annals();
+        c.env_remove("RUST_LOG").env("USER", "tester");
         c
     }
 
@@ -67,7 +51,7 @@ impl Db {
 
 fn payloads_from_files_and_stdin(db: &Db) {
     let big_enough = format!(r#"{{"text":"{}"}}"#, "x".repeat(500_000));
-    let file = db.dir.path().join("note.json");
+    let file = db.0.dir().join("note.json");
     std::fs::write(&file, &big_enough).unwrap();
     let file = file.display().to_string();
     db.ok(&[
@@ -102,7 +86,7 @@ fn payloads_from_files_and_stdin(db: &Db) {
     assert_eq!(events[0]["payload"]["text"].as_str().unwrap().len(), 500_000);
     assert_eq!(events[1]["payload"]["text"], "from stdin");
     // Ten megabytes: refused by the event size limit, with the limit named, nothing stored.
-    let huge = db.dir.path().join("huge.json");
+    let huge = db.0.dir().join("huge.json");
     std::fs::write(&huge, format!(r#"{{"text":"{}"}}"#, "y".repeat(10 << 20))).unwrap();
     let out = db.run(&[
         "append",

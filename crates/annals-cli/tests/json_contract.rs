@@ -3,41 +3,25 @@
 //! error is one JSON object on stderr with a kind and a message; `append` reports the event's
 //! global position on every backend.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-struct Store {
-    args: Vec<String>,
-    _dir: Option<tempfile::TempDir>,
-    _guard: Option<annals_postgres::testing::SchemaGuard>,
-}
+mod common;
+use common::TestStore;
+
+struct Store(TestStore);
 
 impl Store {
     fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            args: vec!["--db".into(), dir.path().join("json.db").display().to_string()],
-            _dir: Some(dir),
-            _guard: None,
-        }
+        Self(TestStore::sqlite("json.db"))
     }
 
     fn postgres() -> Self {
-        let schema = annals_postgres::testing::unique_schema("json");
-        Self {
-            args: vec![
-                "--db".into(),
-                annals_postgres::testing::url(),
-                "--pg-schema".into(),
-                schema.clone(),
-            ],
-            _dir: None,
-            _guard: Some(annals_postgres::testing::SchemaGuard { schema }),
-        }
+        Self(TestStore::postgres("json"))
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_annals"))
-            .args(&self.args)
+        self.0
+            .annals()
             .arg("--json")
             .args(args)
             .env_remove("RUST_LOG")
